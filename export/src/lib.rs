@@ -1,0 +1,7 @@
+//! `tinygen-export`: the neutral graph description, the int8 quantizer, and the writers for
+//! ONNX and for the runtime's model file.
+#![deny(missing_docs)]
+
+pub mod graph;
+
+pub use graph::{Conv, Graph, GraphError, Layer, OutputRange, Part, Shape};

@@ -1,0 +1,1 @@
+//! `tinygen-trainer`: layers with a backward pass, losses, optimisers, models, data and the training loop.
