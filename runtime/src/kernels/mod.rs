@@ -1,9 +1,21 @@
-//! Inference kernels, f32 and int8. (API contract; bodies being written.)
+//! Inference kernels, f32 and int8.
 //!
 //! Activations are row-major `[C, H, W]`. Every kernel trusts its caller (the model, after
 //! `Model::parse` validated every shape) for slice lengths, but still never indexes out of
 //! bounds: it iterates with `zip` / `chunks_exact`, and a length mismatch only means fewer
-//! outputs are written.
+//! outputs are written. A geometry whose sizes overflow `usize`, or with a zero stride, writes
+//! nothing. [`reference`] holds the plain implementation of every kernel.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+pub mod reference;
 
 /// Geometry of a convolution or transposed convolution (symmetric padding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,69 +66,112 @@ pub struct Requant<'a> {
 
 /// `round_half_even(acc * multiplier / 2^shift)`, saturated to i32. The one rounding rule
 /// of the int8 path (ONNX QuantizeLinear rounding, one step).
+///
+/// Exact for every `acc`, `multiplier` and `shift` (a shift of 63 or more gives 0, which is
+/// the exact result). When the product provably fits in 31 bits it is computed in 32-bit
+/// arithmetic (no 64-bit multiply, which costs a library call on Cortex-M0); otherwise in i64.
+/// Both paths are tested against an exact i128 model.
+#[inline]
 pub fn requantize(acc: i32, multiplier: i32, shift: u8) -> i32 {
-    let _ = (acc, multiplier, shift);
-    todo!()
+    requantize_narrow(acc, multiplier, shift)
+        .unwrap_or_else(|| requantize_wide(acc, multiplier, shift))
+}
+
+/// The 64-bit path of [`requantize`], valid for every input.
+#[inline]
+pub fn requantize_wide(acc: i32, multiplier: i32, shift: u8) -> i32 {
+    // |p| <= 2^62, so no step below overflows i64.
+    let p = i64::from(acc) * i64::from(multiplier);
+    let q = match shift {
+        0 => p,
+        // |p / 2^63| <= 1/2, and exactly 1/2 rounds to the even 0.
+        63.. => 0,
+        s => {
+            // floor((p + 2^(s-1) - 1 + lsb(floor(p / 2^s))) / 2^s): adds one exactly when the
+            // remainder is above one half, or equal to one half with an odd quotient.
+            let half_minus_one = (1i64 << (s - 1)) - 1;
+            (p + half_minus_one + ((p >> s) & 1)) >> s
+        }
+    };
+    // Saturate; `max/min` keep the value in i32 range, so the conversion cannot fail.
+    i32::try_from(q.max(i64::from(i32::MIN)).min(i64::from(i32::MAX))).unwrap_or(0)
+}
+
+/// The 32-bit path of [`requantize`]: `Some` when `|acc * multiplier| < 2^30`, as guaranteed
+/// by `|multiplier| < 2^8 && |acc| < 2^22` or `|multiplier| < 2^15 && |acc| < 2^15`
+/// (the snapped-scale multipliers of the exporter are below 2^7), `None` otherwise.
+#[inline]
+pub fn requantize_narrow(acc: i32, multiplier: i32, shift: u8) -> Option<i32> {
+    let a = acc.unsigned_abs();
+    let m = multiplier.unsigned_abs();
+    if !((m >> 8 == 0 && a >> 22 == 0) || (m >> 15 == 0 && a >> 15 == 0)) {
+        return None;
+    }
+    // |p| < 2^30 by the test above.
+    let p = acc.wrapping_mul(multiplier);
+    Some(match shift {
+        0 => p,
+        // |p / 2^s| < 1/2.
+        31.. => 0,
+        // As in `requantize_wide`; |p| + 2^(s-1) < 2^31 because s <= 30.
+        s => (p + ((1i32 << (s - 1)) - 1) + ((p >> s) & 1)) >> s,
+    })
 }
 
 /// `y = W x + b`, `w`: `[out, in]` row-major.
 pub fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-    let _ = (w, b, x, y);
-    todo!()
+    reference::dense_f32(w, b, x, y);
 }
 
 /// 2-D convolution; `w`: `[out_ch, in_ch, k_h, k_w]`.
 pub fn conv2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-    let _ = (g, w, b, x, y);
-    todo!()
+    reference::conv2d_f32(g, w, b, x, y);
 }
 
 /// 2-D transposed convolution as a gather; `w`: `[in_ch, out_ch, k_h, k_w]`.
 pub fn conv_transpose2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-    let _ = (g, w, b, x, y);
-    todo!()
+    reference::conv_transpose2d_f32(g, w, b, x, y);
 }
 
 /// int8 Dense: `acc = b + sum w * (x - in_zp)`, then [`requantize`].
 pub fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    let _ = (w, b, x, rq, y);
-    todo!()
+    reference::dense_i8(w, b, x, rq, y);
 }
 
 /// int8 Conv2d (padding taps contribute nothing).
 pub fn conv2d_i8(g: &ConvGeom, w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    let _ = (g, w, b, x, rq, y);
-    todo!()
+    reference::conv2d_i8(g, w, b, x, rq, y);
 }
 
 /// int8 ConvTranspose2d as a gather.
-pub fn conv_transpose2d_i8(g: &ConvGeom, w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    let _ = (g, w, b, x, rq, y);
-    todo!()
+pub fn conv_transpose2d_i8(
+    g: &ConvGeom,
+    w: &[i8],
+    b: &[i32],
+    x: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    reference::conv_transpose2d_i8(g, w, b, x, rq, y);
 }
 
 /// Elementwise activations in place, f32.
 pub fn relu_f32(x: &mut [f32]) {
-    let _ = x;
-    todo!()
+    reference::relu_f32(x);
 }
 /// LeakyReLU in place.
 pub fn leaky_relu_f32(x: &mut [f32], alpha: f32) {
-    let _ = (x, alpha);
-    todo!()
+    reference::leaky_relu_f32(x, alpha);
 }
 /// tanh in place (libm).
 pub fn tanh_f32(x: &mut [f32]) {
-    let _ = x;
-    todo!()
+    reference::tanh_f32(x);
 }
-/// sigmoid in place (libm).
+/// sigmoid in place (libm); never NaN for a non-NaN input (`exp` only sees `-|x|`).
 pub fn sigmoid_f32(x: &mut [f32]) {
-    let _ = x;
-    todo!()
+    reference::sigmoid_f32(x);
 }
 /// int8 elementwise activation through a 256-entry table indexed by `x as u8`.
 pub fn lut_i8(x: &mut [i8], table: &[i8; 256]) {
-    let _ = (x, table);
-    todo!()
+    reference::lut_i8(x, table);
 }
