@@ -1,0 +1,77 @@
+//! Picks the memory layout for the target and the embedded model for `FW_MODEL`.
+//!
+//! `FW_MODEL=<name>` selects `models/<name>.tgm` (or `models/<name>.w.bin` for the kernel
+//! benchmark) plus `models/<name>.rs`, both written by the host generator
+//! (`examples/firmware/host-gen`, run by `tools/qemu/run-firmware.sh`). `<name>.rs` holds the
+//! arena size, the seed, the MAC count and the checksums the host computed.
+use std::{env, fs, path::PathBuf};
+
+fn main() {
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let armv6m = target.starts_with("thumbv6m");
+
+    println!("cargo:rerun-if-env-changed=FW_MODEL");
+    println!("cargo:rerun-if-env-changed=FW_MODELS_DIR");
+    let default_model = if armv6m { "tiny-f32" } else { "mlp-i8" };
+    let model = env::var("FW_MODEL").unwrap_or_else(|_| default_model.to_string());
+    let models = env::var_os("FW_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("models"));
+    let meta = models.join(format!("{model}.rs"));
+    let kernel_bench = model.ends_with("-kernel");
+    let payload = models.join(if kernel_bench {
+        format!("{model}.w.bin")
+    } else {
+        format!("{model}.tgm")
+    });
+    for p in [&meta, &payload] {
+        if !p.is_file() {
+            panic!(
+                "{} is missing: generate the models first (tools/qemu/run-firmware.sh does, or \
+                 `cargo run --release --manifest-path examples/firmware/host-gen/Cargo.toml` from the repo root)",
+                p.display()
+            );
+        }
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    let len = fs::metadata(&payload).expect("payload readable").len();
+    fs::write(
+        out.join("selected.rs"),
+        format!(
+            "/// Name of the embedded model (`FW_MODEL`).\n\
+             pub const MODEL_NAME: &str = {model:?};\n\
+             /// The embedded bytes, 16-byte aligned as the runtime requires.\n\
+             pub static PAYLOAD: Aligned<[u8; {len}]> = Aligned(*include_bytes!({payload:?}));\n\
+             include!({meta:?});\n"
+        ),
+    )
+    .expect("write selected.rs");
+
+    // f32 weights of the 28x28 models (1.2-1.3 MiB) need the board's 4 MiB as flash; every
+    // other M4F image must fit an MCU-like 512 KiB.
+    let mem: &[u8] = if armv6m {
+        include_bytes!("memory-microbit.x")
+    } else if model.ends_with("-f32") {
+        include_bytes!("memory-mps2.x")
+    } else {
+        include_bytes!("memory-mps2-512k.x")
+    };
+    // NB: a file named memory.x in the package root would shadow this one (linker cwd).
+    fs::write(out.join("memory.x"), mem).expect("write memory.x");
+    println!("cargo:rustc-link-search={}", out.display());
+    for f in ["memory-mps2.x", "memory-mps2-512k.x", "memory-microbit.x"] {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    println!("cargo:rustc-link-arg=-Tlink.x");
+    println!("cargo::rustc-check-cfg=cfg(armv6m)");
+    println!("cargo::rustc-check-cfg=cfg(kernel_bench)");
+    if armv6m {
+        println!("cargo:rustc-cfg=armv6m");
+    }
+    if kernel_bench {
+        println!("cargo:rustc-cfg=kernel_bench");
+    }
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds and runs every firmware configuration of examples/firmware under QEMU; fails if any
+# run fails (a run passes when the image's checksum equals the host's and, for the kernel
+# benchmark, the fast int8 Dense kernel equals the reference kernel on the target).
+#
+# usage: tools/qemu/run-firmware.sh [CONFIG...]     (default: all; e.g. m4f-mlp-i8 m0-tiny-f32)
+#
+# Steps: install missing targets/tools (rustup; apt-get only if QEMU/binutils are absent),
+# build the QEMU instruction-count plugin, run the host generator (writes
+# examples/firmware/models/: model files + expected checksums), then per configuration
+# `cargo build --release` with FW_MODEL and run tools/qemu/measure.sh under `timeout`.
+# Output: a summary table (Markdown), also written to $FW_OUT/summary.md.
+# Environment: CARGO_TARGET_DIR (shared by the host generator and the firmware),
+# FW_OUT (default examples/firmware/target/runs), QEMU_TIMEOUT (seconds per run, default 300).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/tools/qemu"
+FW="$ROOT/examples/firmware"
+TDIR=${CARGO_TARGET_DIR:-$FW/target}
+OUT=${FW_OUT:-$FW/target/runs}
+mkdir -p "$OUT"
+
+# name            target                 qemu cpu   machine     FW_MODEL
+CONFIGS="
+m4f-mlp-f32       thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-f32
+m4f-mlp-i8        thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-i8
+m4f-dcgan-f32     thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-f32
+m4f-dcgan-i8      thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-i8
+m4f-dense-kernel  thumbv7em-none-eabihf  cortex-m4  mps2-an386  dense-i8-kernel
+m0-tiny-f32       thumbv6m-none-eabi     cortex-m0  microbit    tiny-f32
+m0-tiny-i8        thumbv6m-none-eabi     cortex-m0  microbit    tiny-i8
+"
+WANT=" $* "
+
+# --- tools -------------------------------------------------------------------------------
+T0=$(date +%s)
+if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-size >/dev/null; then
+  echo "== installing qemu-system-arm and binutils-arm-none-eabi"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    qemu-system-arm binutils-arm-none-eabi >/dev/null
+fi
+INSTALLED=$(rustup target list --installed)
+for t in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+  grep -qx "$t" <<<"$INSTALLED" || rustup target add "$t"
+done
+"$HERE/build-plugin.sh" >/dev/null
+
+# --- models and expected checksums --------------------------------------------------------
+echo "== host generator"
+( cd "$ROOT" && CARGO_TARGET_DIR="$TDIR" cargo run --quiet --release \
+    --manifest-path examples/firmware/host-gen/Cargo.toml -- "$FW/models" )
+
+# --- firmware runs ------------------------------------------------------------------------
+ROWS=(); FAILED=()
+while read -r NAME TARGET CPU MACH MODEL; do
+  [ -n "$NAME" ] || continue
+  if [ -n "$*" ] && [[ "$WANT" != *" $NAME "* ]]; then continue; fi
+  echo "== $NAME: FW_MODEL=$MODEL cargo build --release --target $TARGET"
+  if ! ( cd "$FW" && FW_MODEL=$MODEL CARGO_TARGET_DIR="$TDIR" cargo build --quiet --release --target "$TARGET" ); then
+    FAILED+=("$NAME (build)"); continue
+  fi
+  ELF="$OUT/$NAME.elf"
+  cp "$TDIR/$TARGET/release/tinygen-firmware" "$ELF"
+  MACS=$(sed -n 's/^pub const MACS: u64 = \([0-9]*\);/\1/p' "$FW/models/$MODEL.rs")
+  set +e
+  "$HERE/measure.sh" "$ELF" "$CPU" "$MACH" "$MACS" >"$OUT/$NAME.log" 2>&1
+  RC=$?
+  set -e
+  grep -v '^|' "$OUT/$NAME.log" | sed 's/^/   /'
+  M=$(grep '^measure:' "$OUT/$NAME.log" || echo "measure: flash=- static_ram=- stack=- insns=- insn_per_mac=-")
+  get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$M"; }
+  if [ "$RC" -eq 0 ]; then RES=PASS; elif [ "$RC" -eq 124 ]; then RES="TIMEOUT"; else RES="FAIL ($RC)"; fi
+  [ "$RC" -eq 0 ] || FAILED+=("$NAME")
+  ROWS+=("| $NAME | $MODEL | $(get flash) | $(get static_ram) | $(get stack) | $MACS | $(get insns) | $(get insn_per_mac) | $RES |")
+done <<<"$CONFIGS"
+
+{
+  echo "| config | model | flash (B) | static RAM (B) | inference stack (B) | MACs | insns | insn/MAC | result |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+} | tee "$OUT/summary.md"
+echo "rustc: $(rustc --version)   qemu: $(qemu-system-arm --version | head -1)   time: $(( $(date +%s) - T0 )) s"
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "FAILED: ${FAILED[*]} (logs in $OUT)"
+  exit 1
+fi
+echo "all firmware runs passed"
