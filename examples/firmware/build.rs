@@ -15,6 +15,13 @@ fn main() {
 
     println!("cargo:rerun-if-env-changed=FW_MODEL");
     println!("cargo:rerun-if-env-changed=FW_MODELS_DIR");
+    // FW_SELFTEST_FAIL=1 flips one bit of every expected value: the run must then fail, which
+    // shows that a passing run really compared something.
+    println!("cargo:rerun-if-env-changed=FW_SELFTEST_FAIL");
+    println!("cargo::rustc-check-cfg=cfg(selftest_fail)");
+    if env::var_os("FW_SELFTEST_FAIL").is_some_and(|v| v == "1") {
+        println!("cargo:rustc-cfg=selftest_fail");
+    }
     let default_model = if armv6m { "tiny-f32" } else { "mlp-i8" };
     let model = env::var("FW_MODEL").unwrap_or_else(|_| default_model.to_string());
     let models = env::var_os("FW_MODELS_DIR")

@@ -75,6 +75,24 @@ while read -r NAME TARGET CPU MACH MODEL; do
   ROWS+=("| $NAME | $MODEL | $(get flash) | $(get static_ram) | $(get stack) | $MACS | $(get insns) | $(get insn_per_mac) | $RES |")
 done <<<"$CONFIGS"
 
+# The pass/fail machinery itself: with every expected value off by one bit, a run must fail.
+if [ -z "$*" ]; then
+  echo "== self-test: m0-tiny-f32 with FW_SELFTEST_FAIL=1 must exit 1"
+  ( cd "$FW" && FW_SELFTEST_FAIL=1 FW_MODEL=tiny-f32 CARGO_TARGET_DIR="$TDIR" \
+      cargo build --quiet --release --target thumbv6m-none-eabi )
+  cp "$TDIR/thumbv6m-none-eabi/release/tinygen-firmware" "$OUT/selftest-fail.elf"
+  set +e
+  timeout "${QEMU_TIMEOUT:-300}" qemu-system-arm -cpu cortex-m0 -machine microbit -nographic \
+    -semihosting-config enable=on,target=native -kernel "$OUT/selftest-fail.elf" >"$OUT/selftest-fail.log" 2>&1
+  RC=$?
+  set -e
+  if [ "$RC" -eq 1 ] && grep -q '^FAIL' "$OUT/selftest-fail.log"; then
+    echo "   ok: the corrupted expectation failed (exit 1)"
+  else
+    echo "   the corrupted expectation did not fail (exit $RC)"; FAILED+=("selftest-fail")
+  fi
+fi
+
 {
   echo "| config | model | flash (B) | static RAM (B) | inference stack (B) | MACs | insns | insn/MAC | result |"
   echo "|---|---|---|---|---|---|---|---|---|"

@@ -23,8 +23,8 @@ fn measured(
 
 pub fn run() -> Outcome {
     let arena = cortex_m::singleton!(: [u8; sel::ARENA_BYTES] = [0; sel::ARENA_BYTES]);
-    let out = cortex_m::singleton!(: [f32; sel::OUT_LEN] = [0.0; sel::OUT_LEN]);
-    let pixels = cortex_m::singleton!(: [u8; sel::OUT_LEN] = [0; sel::OUT_LEN]);
+    let out = cortex_m::singleton!(: [f32; sel::OUTPUT_LEN] = [0.0; sel::OUTPUT_LEN]);
+    let pixels = cortex_m::singleton!(: [u8; sel::OUTPUT_LEN] = [0; sel::OUTPUT_LEN]);
     let (Some(arena), Some(out), Some(pixels)) = (arena, out, pixels) else {
         panic!("buffers taken twice");
     };

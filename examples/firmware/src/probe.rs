@@ -71,7 +71,11 @@ static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    // Only this handler writes WRAPS, and ARMv6-M has no atomic read-modify-write.
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// Core clock of the emulated board, in Hz (SysTick counts it).
