@@ -37,7 +37,7 @@ trap 'rm -f "$LOG" "$OUTF"' EXIT
 set +e
 timeout "$TIMEOUT" qemu-system-arm -cpu "$CPU" -machine "$MACH" -nographic \
   -semihosting-config enable=on,target=native -icount shift=0 \
-  -plugin "$PLUGIN,start=$S,stop=$E" -d plugin -D "$LOG" -kernel "$ELF" >"$OUTF"
+  -plugin "$PLUGIN,start=$S,stop=$E" -d plugin -D "$LOG" -kernel "$ELF" </dev/null >"$OUTF"
 RC=$?
 set -e
 cat "$OUTF"

@@ -53,7 +53,7 @@ echo "== host generator"
 
 # --- firmware runs ------------------------------------------------------------------------
 ROWS=(); FAILED=()
-while read -r NAME TARGET CPU MACH MODEL; do
+while read -r -u 3 NAME TARGET CPU MACH MODEL; do
   [ -n "$NAME" ] || continue
   if [ -n "$*" ] && [[ "$WANT" != *" $NAME "* ]]; then continue; fi
   echo "== $NAME: FW_MODEL=$MODEL cargo build --release --target $TARGET"
@@ -73,7 +73,7 @@ while read -r NAME TARGET CPU MACH MODEL; do
   if [ "$RC" -eq 0 ]; then RES=PASS; elif [ "$RC" -eq 124 ]; then RES="TIMEOUT"; else RES="FAIL ($RC)"; fi
   [ "$RC" -eq 0 ] || FAILED+=("$NAME")
   ROWS+=("| $NAME | $MODEL | $(get flash) | $(get static_ram) | $(get stack) | $MACS | $(get insns) | $(get insn_per_mac) | $RES |")
-done <<<"$CONFIGS"
+done 3<<<"$CONFIGS"
 
 # The pass/fail machinery itself: with every expected value off by one bit, a run must fail.
 if [ -z "$*" ]; then
@@ -83,7 +83,7 @@ if [ -z "$*" ]; then
   cp "$TDIR/thumbv6m-none-eabi/release/tinygen-firmware" "$OUT/selftest-fail.elf"
   set +e
   timeout "${QEMU_TIMEOUT:-300}" qemu-system-arm -cpu cortex-m0 -machine microbit -nographic \
-    -semihosting-config enable=on,target=native -kernel "$OUT/selftest-fail.elf" >"$OUT/selftest-fail.log" 2>&1
+    -semihosting-config enable=on,target=native -kernel "$OUT/selftest-fail.elf" </dev/null >"$OUT/selftest-fail.log" 2>&1
   RC=$?
   set -e
   if [ "$RC" -eq 1 ] && grep -q '^FAIL' "$OUT/selftest-fail.log"; then
