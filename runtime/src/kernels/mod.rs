@@ -15,7 +15,90 @@
     )
 )]
 
+mod conv;
+mod dense;
+#[cfg(tinygen_dsp)]
+#[allow(unsafe_code)]
+mod dsp;
+pub mod dsp_model;
 pub mod reference;
+
+use conv::Mac;
+
+/// f32 multiply-accumulate.
+struct F32Mac;
+
+impl Mac for F32Mac {
+    type W = f32;
+    type X = f32;
+    type A = f32;
+    type Y = f32;
+    type C = ();
+    #[inline(always)]
+    fn mac(&self, a: f32, w: f32, x: f32) -> f32 {
+        a + w * x
+    }
+    fn channel(&self, _oc: usize) -> Option<()> {
+        Some(())
+    }
+    #[inline(always)]
+    fn finish(_c: &(), a: f32) -> f32 {
+        a
+    }
+}
+
+/// int8 multiply-accumulate: `a + w * (x - zp)`, wrapping like the reference.
+struct I8Mac<'a, 'r> {
+    rq: &'a Requant<'r>,
+}
+
+impl Mac for I8Mac<'_, '_> {
+    type W = i8;
+    type X = i8;
+    type A = i32;
+    type Y = i8;
+    type C = I8Out;
+    #[inline(always)]
+    fn mac(&self, a: i32, w: i8, x: i8) -> i32 {
+        a.wrapping_add(i32::from(w).wrapping_mul(i32::from(x).wrapping_sub(self.rq.in_zero_point)))
+    }
+    fn channel(&self, oc: usize) -> Option<I8Out> {
+        I8Out::of(self.rq, oc)
+    }
+    #[inline(always)]
+    fn finish(c: &I8Out, a: i32) -> i8 {
+        c.apply(a)
+    }
+}
+
+/// Per-channel output parameters of an int8 layer.
+struct I8Out {
+    multiplier: i32,
+    shift: u8,
+    out_zero_point: i32,
+    min: i32,
+    max: i32,
+}
+
+impl I8Out {
+    fn of(rq: &Requant<'_>, c: usize) -> Option<Self> {
+        Some(Self {
+            multiplier: *rq.multiplier.get(c)?,
+            shift: *rq.shift.get(c)?,
+            out_zero_point: rq.out_zero_point,
+            min: i32::from(rq.min),
+            max: i32::from(rq.max),
+        })
+    }
+
+    /// Same steps as `reference::finish_i8`.
+    #[inline(always)]
+    fn apply(&self, acc: i32) -> i8 {
+        let v = requantize(acc, self.multiplier, self.shift).saturating_add(self.out_zero_point);
+        // In i8 range after the clamp to [min, max] (both i8), so the fallback never happens.
+        i8::try_from(v.max(self.min).min(self.max)).unwrap_or(0)
+    }
+}
 
 /// Geometry of a convolution or transposed convolution (symmetric padding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,27 +203,30 @@ pub fn requantize_narrow(acc: i32, multiplier: i32, shift: u8) -> Option<i32> {
 
 /// `y = W x + b`, `w`: `[out, in]` row-major.
 pub fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-    reference::dense_f32(w, b, x, y);
+    dense::dense_f32(w, b, x, y);
 }
 
 /// 2-D convolution; `w`: `[out_ch, in_ch, k_h, k_w]`.
 pub fn conv2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-    reference::conv2d_f32(g, w, b, x, y);
+    conv::conv2d(&F32Mac, g, w, b, x, y);
 }
 
 /// 2-D transposed convolution as a gather; `w`: `[in_ch, out_ch, k_h, k_w]`.
 pub fn conv_transpose2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-    reference::conv_transpose2d_f32(g, w, b, x, y);
+    conv::conv_transpose2d(&F32Mac, g, w, b, x, y);
 }
 
 /// int8 Dense: `acc = b + sum w * (x - in_zp)`, then [`requantize`].
 pub fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    reference::dense_i8(w, b, x, rq, y);
+    #[cfg(tinygen_dsp)]
+    dsp::dense_i8(w, b, x, rq, y);
+    #[cfg(not(tinygen_dsp))]
+    dense::dense_i8(w, b, x, rq, y);
 }
 
 /// int8 Conv2d (padding taps contribute nothing).
 pub fn conv2d_i8(g: &ConvGeom, w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    reference::conv2d_i8(g, w, b, x, rq, y);
+    conv::conv2d(&I8Mac { rq }, g, w, b, x, y);
 }
 
 /// int8 ConvTranspose2d as a gather.
@@ -152,7 +238,7 @@ pub fn conv_transpose2d_i8(
     rq: &Requant<'_>,
     y: &mut [i8],
 ) {
-    reference::conv_transpose2d_i8(g, w, b, x, rq, y);
+    conv::conv_transpose2d(&I8Mac { rq }, g, w, b, x, y);
 }
 
 /// Elementwise activations in place, f32.

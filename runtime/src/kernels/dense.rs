@@ -1,0 +1,138 @@
+//! Fast Dense kernels (portable Rust, written for the auto-vectoriser).
+
+use super::Requant;
+
+/// Lanes of the independent partial sums: two SSE/NEON vectors of f32, or eight i32.
+const LANES: usize = 8;
+
+/// Dot product with [`LANES`] independent partial sums (vectorises; the order of the sum
+/// differs from the sequential one, within the tolerance the tests name).
+#[inline(always)]
+fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let wc = w.chunks_exact(LANES);
+    let xc = x.chunks_exact(LANES);
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    for (wv, xv) in wc.zip(xc) {
+        for ((a, &p), &q) in acc.iter_mut().zip(wv).zip(xv) {
+            *a += p * q;
+        }
+    }
+    for ((a, &p), &q) in acc.iter_mut().zip(wr).zip(xr) {
+        *a += p * q;
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
+}
+
+/// Four dot products sharing `x`: each input is loaded once per four rows.
+#[inline(always)]
+fn dot4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    let mut acc = [[0.0f32; LANES]; 4];
+    let [w0, w1, w2, w3] = w;
+    let mut rows = [
+        w0.chunks_exact(LANES),
+        w1.chunks_exact(LANES),
+        w2.chunks_exact(LANES),
+        w3.chunks_exact(LANES),
+    ];
+    let xc = x.chunks_exact(LANES);
+    let xr = xc.remainder();
+    for xv in xc {
+        for (a, r) in acc.iter_mut().zip(rows.iter_mut()) {
+            let Some(wv) = r.next() else { continue };
+            for ((s, &p), &q) in a.iter_mut().zip(wv).zip(xv) {
+                *s += p * q;
+            }
+        }
+    }
+    let mut out = [0.0f32; 4];
+    for ((o, a), r) in out.iter_mut().zip(acc.iter_mut()).zip(rows.iter()) {
+        for ((s, &p), &q) in a.iter_mut().zip(r.remainder()).zip(xr) {
+            *s += p * q;
+        }
+        let [a0, a1, a2, a3, a4, a5, a6, a7] = *a;
+        *o = ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7));
+    }
+    out
+}
+
+/// `y = W x + b`, `w`: `[out, in]`.
+pub(crate) fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    let n = x.len();
+    if n == 0 {
+        for (yo, bo) in y.iter_mut().zip(b) {
+            *yo = *bo;
+        }
+        return;
+    }
+    let Some(n4) = n.checked_mul(4) else { return };
+    let mut yq = y.chunks_exact_mut(4);
+    let mut bq = b.chunks_exact(4);
+    let mut wq = w.chunks_exact(n4);
+    let mut done = 0;
+    for ((yo, bo), wr) in (&mut yq).zip(&mut bq).zip(&mut wq) {
+        let (w0, r) = wr.split_at(n);
+        let (w1, r) = r.split_at(n);
+        let (w2, w3) = r.split_at(n);
+        let d = dot4_f32([w0, w1, w2, w3], x);
+        for ((o, &bb), dd) in yo.iter_mut().zip(bo).zip(d) {
+            *o = bb + dd;
+        }
+        done += 4;
+    }
+    let w_rest = w.get(done * n..).unwrap_or_default();
+    let y_rest = y.get_mut(done..).unwrap_or_default();
+    let b_rest = b.get(done..).unwrap_or_default();
+    for ((yo, bo), wr) in y_rest.iter_mut().zip(b_rest).zip(w_rest.chunks_exact(n)) {
+        *yo = bo + dot_f32(wr, x);
+    }
+}
+
+/// `(Σ w·x, Σ w)` of one int8 row, in wrapping i32 with [`LANES`] partial sums.
+#[inline(always)]
+fn dot_i8(w: &[i8], x: &[i8]) -> (i32, i32) {
+    let mut s = [0i32; LANES];
+    let mut t = [0i32; LANES];
+    let wc = w.chunks_exact(LANES);
+    let xc = x.chunks_exact(LANES);
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    for (wv, xv) in wc.zip(xc) {
+        for (((a, c), &p), &q) in s.iter_mut().zip(t.iter_mut()).zip(wv).zip(xv) {
+            *a = a.wrapping_add(i32::from(p) * i32::from(q));
+            *c = c.wrapping_add(i32::from(p));
+        }
+    }
+    for (((a, c), &p), &q) in s.iter_mut().zip(t.iter_mut()).zip(wr).zip(xr) {
+        *a = a.wrapping_add(i32::from(p) * i32::from(q));
+        *c = c.wrapping_add(i32::from(p));
+    }
+    let sum = |v: [i32; LANES]| v.iter().fold(0i32, |acc, &e| acc.wrapping_add(e));
+    (sum(s), sum(t))
+}
+
+/// int8 Dense. `Σ w·(x - zp) = Σ w·x - zp·Σ w` (exact modulo 2^32, like the reference), so
+/// the inner loop is a plain i8 × i8 product.
+pub(crate) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    let n = x.len();
+    if n == 0 {
+        for (o, (yo, bo)) in y.iter_mut().zip(b).enumerate() {
+            let Some(v) = super::reference::finish_i8(*bo, o, rq) else {
+                return;
+            };
+            *yo = v;
+        }
+        return;
+    }
+    let rows = w.chunks_exact(n);
+    for (o, ((yo, bo), wr)) in y.iter_mut().zip(b).zip(rows).enumerate() {
+        let (wx, ws) = dot_i8(wr, x);
+        let acc = bo
+            .wrapping_add(wx)
+            .wrapping_sub(ws.wrapping_mul(rq.in_zero_point));
+        let Some(v) = super::reference::finish_i8(acc, o, rq) else {
+            return;
+        };
+        *yo = v;
+    }
+}
