@@ -3,6 +3,7 @@
 //! `no_std`, no heap: the caller owns every buffer.
 #![no_std]
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod error;
 pub mod format;
