@@ -1,2 +1,7 @@
 //! `tinygen-trainer`: layers with a backward pass, losses, optimisers, models, data and the training loop.
 pub mod data;
+pub mod gemm;
+pub mod init;
+pub mod loss;
+pub mod nn;
+pub mod optim;
