@@ -210,7 +210,10 @@ mod tests {
             all.extend_from_slice(batch.indices);
         }
         assert_eq!(all, (0..10).collect::<Vec<_>>());
-        assert!(matches!(Batcher::new(&data, 0, 0), Err(DataError::ZeroBatchSize)));
+        assert!(matches!(
+            Batcher::new(&data, 0, 0),
+            Err(DataError::ZeroBatchSize)
+        ));
     }
 
     #[test]

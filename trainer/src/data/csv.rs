@@ -173,7 +173,10 @@ mod tests {
 
     #[test]
     fn header_and_float_values() {
-        let mut text = vec![(0..65).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",")];
+        let mut text = vec![(0..65)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(",")];
         text.extend((0..6).map(|_| row(8, "3.0")));
         let s = parse_digits_csv(text.join("\r\n").as_bytes(), Path::new("d.csv"), "d").unwrap();
         assert_eq!(s.train.len() + s.test.len(), 6);
@@ -185,23 +188,56 @@ mod tests {
     fn errors_name_line_and_column() {
         let mut text: Vec<String> = (0..8).map(|_| row(1, "2")).collect();
         text[4] = row(17, "2");
-        let err = parse_digits_csv(text.join("\n").as_bytes(), Path::new("d.csv"), "d").unwrap_err();
+        let err =
+            parse_digits_csv(text.join("\n").as_bytes(), Path::new("d.csv"), "d").unwrap_err();
         assert!(
-            matches!(err, DataError::CsvValue { line: 5, column: 1, .. }),
+            matches!(
+                err,
+                DataError::CsvValue {
+                    line: 5,
+                    column: 1,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("d.csv:5"), "{err}");
 
         text[4] = row(1, "10");
-        let err = parse_digits_csv(text.join("\n").as_bytes(), Path::new("d.csv"), "d").unwrap_err();
-        assert!(matches!(err, DataError::CsvValue { line: 5, column: 65, .. }), "{err:?}");
+        let err =
+            parse_digits_csv(text.join("\n").as_bytes(), Path::new("d.csv"), "d").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::CsvValue {
+                    line: 5,
+                    column: 65,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
 
         text[4] = "1,2,3".to_string();
-        let err = parse_digits_csv(text.join("\n").as_bytes(), Path::new("d.csv"), "d").unwrap_err();
-        assert!(matches!(err, DataError::CsvColumns { line: 5, found: 3, .. }), "{err:?}");
+        let err =
+            parse_digits_csv(text.join("\n").as_bytes(), Path::new("d.csv"), "d").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::CsvColumns {
+                    line: 5,
+                    found: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
 
         let err = parse_digits_csv(row(1, "1").as_bytes(), Path::new("d.csv"), "d").unwrap_err();
-        assert!(matches!(err, DataError::CsvTooFewRows { rows: 1, .. }), "{err:?}");
+        assert!(
+            matches!(err, DataError::CsvTooFewRows { rows: 1, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

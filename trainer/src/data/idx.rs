@@ -207,7 +207,12 @@ fn find_idx_file(dir: &Path, wanted: &'static str) -> Result<PathBuf, DataError>
         Some(i) => format!("{}.{}", &wanted[..i], &wanted[i + 1..]),
         None => wanted.to_string(),
     };
-    for name in [wanted.to_string(), format!("{wanted}.gz"), dotted.clone(), format!("{dotted}.gz")] {
+    for name in [
+        wanted.to_string(),
+        format!("{wanted}.gz"),
+        dotted.clone(),
+        format!("{dotted}.gz"),
+    ] {
         let p = dir.join(&name);
         if p.is_file() {
             return Ok(p);
@@ -225,7 +230,8 @@ fn find_idx_file(dir: &Path, wanted: &'static str) -> Result<PathBuf, DataError>
         })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let stem = name.strip_suffix(".gz").unwrap_or(&name);
-        let matches = stem.ends_with(&format!("-{wanted}")) || stem.ends_with(&format!("-{dotted}"));
+        let matches =
+            stem.ends_with(&format!("-{wanted}")) || stem.ends_with(&format!("-{dotted}"));
         if matches && entry.path().is_file() {
             found.push(name);
         }
@@ -335,29 +341,54 @@ mod tests {
 
     #[test]
     fn rejects_bad_headers() {
-        let cases: Vec<(Vec<u8>, u8, fn(&DataError) -> bool)> = vec![
-            (vec![0, 0, 8], 3, |e| matches!(e, DataError::TruncatedHeader { found: 3, .. })),
-            (idx(IMAGES_MAGIC, &[2, 1], &[]), 3, |e| {
-                matches!(e, DataError::TruncatedHeader { found: 12, needed: 16, .. })
+        type Check = fn(&DataError) -> bool;
+        let cases: Vec<(Vec<u8>, u8, Check)> = vec![
+            (vec![0, 0, 8], 3, |e| {
+                matches!(e, DataError::TruncatedHeader { found: 3, .. })
             }),
-            (idx(LABELS_MAGIC, &[1], &[0]), 3, |e| matches!(e, DataError::BadMagic { .. })),
-            (idx(0x0000_0903, &[1, 1, 1], &[0]), 3, |e| matches!(e, DataError::BadMagic { .. })),
+            (idx(IMAGES_MAGIC, &[2, 1], &[]), 3, |e| {
+                matches!(
+                    e,
+                    DataError::TruncatedHeader {
+                        found: 12,
+                        needed: 16,
+                        ..
+                    }
+                )
+            }),
+            (idx(LABELS_MAGIC, &[1], &[0]), 3, |e| {
+                matches!(e, DataError::BadMagic { .. })
+            }),
+            (idx(0x0000_0903, &[1, 1, 1], &[0]), 3, |e| {
+                matches!(e, DataError::BadMagic { .. })
+            }),
             (idx(IMAGES_MAGIC, &[0, 28, 28], &[]), 3, |e| {
                 matches!(e, DataError::ZeroDimension { .. })
             }),
-            (idx(IMAGES_MAGIC, &[u32::MAX, u32::MAX, u32::MAX], &[]), 3, |e| {
-                matches!(e, DataError::TooLarge { .. })
-            }),
+            (
+                idx(IMAGES_MAGIC, &[u32::MAX, u32::MAX, u32::MAX], &[]),
+                3,
+                |e| matches!(e, DataError::TooLarge { .. }),
+            ),
             (idx(IMAGES_MAGIC, &[100_000, 100, 1000], &[]), 3, |e| {
                 matches!(e, DataError::TooLarge { .. })
             }),
             (idx(IMAGES_MAGIC, &[2, 2, 2], &[0; 7]), 3, |e| {
-                matches!(e, DataError::TruncatedData { expected: 8, found: 7, .. })
+                matches!(
+                    e,
+                    DataError::TruncatedData {
+                        expected: 8,
+                        found: 7,
+                        ..
+                    }
+                )
             }),
             (idx(IMAGES_MAGIC, &[2, 2, 2], &[0; 9]), 3, |e| {
                 matches!(e, DataError::TrailingData { expected: 8, .. })
             }),
-            (vec![0x1f, 0x8b, 8, 0, 1, 2, 3], 1, |e| matches!(e, DataError::Gzip { .. })),
+            (vec![0x1f, 0x8b, 8, 0, 1, 2, 3], 1, |e| {
+                matches!(e, DataError::Gzip { .. })
+            }),
         ];
         for (i, (bytes, rank, check)) in cases.into_iter().enumerate() {
             let err = parse_idx(&bytes, rank, p()).unwrap_err();

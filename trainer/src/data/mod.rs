@@ -171,7 +171,9 @@ pub enum DataError {
         hint: &'static str,
     },
     /// An IDX file has a zero dimension.
-    #[error("{path}: IDX dimensions {dims:?} contain a zero; the file holds no data: fetch it again")]
+    #[error(
+        "{path}: IDX dimensions {dims:?} contain a zero; the file holds no data: fetch it again"
+    )]
     ZeroDimension {
         /// The file.
         path: PathBuf,
@@ -535,11 +537,21 @@ mod tests {
         assert_eq!(s.train.len() + s.test.len(), 1797);
         assert_eq!((s.height(), s.width()), (8, 8));
         let lo = s.train.images.iter().cloned().fold(f32::INFINITY, f32::min);
-        let hi = s.train.images.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let hi = s
+            .train
+            .images
+            .iter()
+            .cloned()
+            .fold(f32::NEG_INFINITY, f32::max);
         assert_eq!((lo, hi), (0.0, 1.0));
         let t = s.with_range(PixelRange::MinusOneOne);
         let lo = t.train.images.iter().cloned().fold(f32::INFINITY, f32::min);
-        let hi = t.train.images.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let hi = t
+            .train
+            .images
+            .iter()
+            .cloned()
+            .fold(f32::NEG_INFINITY, f32::max);
         assert_eq!((lo, hi), (-1.0, 1.0));
         assert_eq!(t.train.range, PixelRange::MinusOneOne);
     }
@@ -565,6 +577,9 @@ mod tests {
         let err = load(Some(Path::new("/nonexistent/tinygen-data"))).unwrap_err();
         assert!(matches!(err, DataError::PathNotFound { .. }));
         let msg = err.to_string();
-        assert!(msg.contains("/nonexistent/tinygen-data") && msg.contains("--data"), "{msg}");
+        assert!(
+            msg.contains("/nonexistent/tinygen-data") && msg.contains("--data"),
+            "{msg}"
+        );
     }
 }
