@@ -206,3 +206,72 @@ pub(crate) fn conv_transpose2d<M: Mac>(
         }
     }
 }
+
+/// Stack buffer of the f32 transposed convolution: `taps × pixels` partial products.
+const COLS: usize = 512;
+
+/// f32 ConvTranspose2d for speed: per output channel, `cols[t][p] = Σ_ic w[ic, oc, t] ·
+/// x[ic, p]` over a chunk of input pixels `p` (contiguous `axpy` over the input plane, the
+/// longest contiguous run this layout has), then each `cols[t][p]` is added to the one output
+/// it reaches. The output plane, initialised to the bias, is the only accumulator: no buffer
+/// beyond [`COLS`] floats on the stack. Falls back to the phase gather when one chunk cannot
+/// hold all taps of a pixel.
+pub(crate) fn conv_transpose2d_f32_cols(
+    g: &ConvGeom,
+    w: &[f32],
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let Some(sz) = Sizes::of(g) else { return };
+    let taps = g.k_h * g.k_w;
+    if sz.out_plane == 0 || sz.in_plane == 0 || taps == 0 || taps > COLS {
+        conv_transpose2d(&super::F32Mac, g, w, b, x, y);
+        return;
+    }
+    let chunk = COLS / taps; // pixels per chunk, >= 1
+    let mut buf = [0.0f32; COLS];
+    for ((oc, yc), &bias) in y.chunks_exact_mut(sz.out_plane).enumerate().zip(b) {
+        yc.fill(bias);
+        let mut p0 = 0;
+        while p0 < sz.in_plane {
+            let n = chunk.min(sz.in_plane - p0);
+            let cols = buf.get_mut(..taps * n).unwrap_or_default();
+            cols.fill(0.0);
+            for ic in 0..g.in_ch {
+                let xo = ic * sz.in_plane + p0;
+                let wo = (ic * g.out_ch + oc) * taps;
+                let (Some(xs), Some(ws)) = (x.get(xo..xo + n), w.get(wo..wo + taps)) else {
+                    continue;
+                };
+                for (row, &wv) in cols.chunks_exact_mut(n).zip(ws) {
+                    for (c, &xv) in row.iter_mut().zip(xs) {
+                        *c += wv * xv;
+                    }
+                }
+            }
+            // Add each partial product to its output: oy = iy·s + ky - pad, likewise ox.
+            for (t, row) in cols.chunks_exact(n).enumerate() {
+                let (ky, kx) = (t / g.k_w, t % g.k_w);
+                let (mut iy, mut ix) = (p0 / g.in_w, p0 % g.in_w);
+                for &c in row {
+                    let oy = (iy * g.stride_h + ky).checked_sub(g.pad_h);
+                    let ox = (ix * g.stride_w + kx).checked_sub(g.pad_w);
+                    if let (Some(oy), Some(ox)) = (oy, ox) {
+                        if oy < g.out_h && ox < g.out_w {
+                            if let Some(v) = yc.get_mut(oy * g.out_w + ox) {
+                                *v += c;
+                            }
+                        }
+                    }
+                    ix += 1;
+                    if ix == g.in_w {
+                        ix = 0;
+                        iy += 1;
+                    }
+                }
+            }
+            p0 += n;
+        }
+    }
+}

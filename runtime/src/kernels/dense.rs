@@ -25,34 +25,47 @@ fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
 }
 
-/// Four dot products sharing `x`: each input is loaded once per four rows.
+/// `acc[l] += w[l] * x[l]` on one block of [`LANES`].
+#[inline(always)]
+fn fma_lanes(acc: &mut [f32; LANES], w: &[f32; LANES], x: &[f32; LANES]) {
+    for ((a, &p), &q) in acc.iter_mut().zip(w).zip(x) {
+        *a += p * q;
+    }
+}
+
+/// Horizontal sum of the lanes, pairwise.
+#[inline(always)]
+fn hsum(a: [f32; LANES]) -> f32 {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a;
+    ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
+}
+
+/// The whole blocks of [`LANES`] of a slice.
+#[inline(always)]
+fn blocks(v: &[f32]) -> core::slice::Iter<'_, [f32; LANES]> {
+    v.as_chunks::<LANES>().0.iter()
+}
+
+/// Four dot products sharing `x`: each input block is loaded once per four rows.
 #[inline(always)]
 fn dot4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
-    let mut acc = [[0.0f32; LANES]; 4];
     let [w0, w1, w2, w3] = w;
-    let mut rows = [
-        w0.chunks_exact(LANES),
-        w1.chunks_exact(LANES),
-        w2.chunks_exact(LANES),
-        w3.chunks_exact(LANES),
-    ];
-    let xc = x.chunks_exact(LANES);
-    let xr = xc.remainder();
-    for xv in xc {
-        for (a, r) in acc.iter_mut().zip(rows.iter_mut()) {
-            let Some(wv) = r.next() else { continue };
-            for ((s, &p), &q) in a.iter_mut().zip(wv).zip(xv) {
-                *s += p * q;
-            }
-        }
+    let mut a = [[0.0f32; LANES]; 4];
+    let rows = blocks(w0).zip(blocks(w1)).zip(blocks(w2)).zip(blocks(w3));
+    let [a0, a1, a2, a3] = &mut a;
+    for ((((c0, c1), c2), c3), xv) in rows.zip(blocks(x)) {
+        fma_lanes(a0, c0, xv);
+        fma_lanes(a1, c1, xv);
+        fma_lanes(a2, c2, xv);
+        fma_lanes(a3, c3, xv);
     }
+    let xr = x.as_chunks::<LANES>().1;
     let mut out = [0.0f32; 4];
-    for ((o, a), r) in out.iter_mut().zip(acc.iter_mut()).zip(rows.iter()) {
-        for ((s, &p), &q) in a.iter_mut().zip(r.remainder()).zip(xr) {
+    for ((o, acc), row) in out.iter_mut().zip(a.iter_mut()).zip([w0, w1, w2, w3]) {
+        for ((s, &p), &q) in acc.iter_mut().zip(row.as_chunks::<LANES>().1).zip(xr) {
             *s += p * q;
         }
-        let [a0, a1, a2, a3, a4, a5, a6, a7] = *a;
-        *o = ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7));
+        *o = hsum(*acc);
     }
     out
 }

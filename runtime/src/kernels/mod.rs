@@ -213,7 +213,7 @@ pub fn conv2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) 
 
 /// 2-D transposed convolution as a gather; `w`: `[in_ch, out_ch, k_h, k_w]`.
 pub fn conv_transpose2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-    conv::conv_transpose2d(&F32Mac, g, w, b, x, y);
+    conv::conv_transpose2d_f32_cols(g, w, b, x, y);
 }
 
 /// int8 Dense: `acc = b + sum w * (x - in_zp)`, then [`requantize`].
