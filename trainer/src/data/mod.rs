@@ -402,6 +402,23 @@ impl Dataset {
         self
     }
 
+    /// Transposes every image (rows become columns) and swaps `height` and `width`. EMNIST stores
+    /// its images transposed relative to MNIST; call this after loading it to see upright letters.
+    pub fn transpose_images(&mut self) {
+        let (h, w) = (self.height, self.width);
+        let mut buf = vec![0.0f32; h * w];
+        for mut row in self.images.rows_mut() {
+            for (k, b) in buf.iter_mut().enumerate() {
+                // Output pixel (y, x) of the w x h image is input pixel (x, y).
+                let (y, x) = (k / h, k % h);
+                *b = row[x * w + y];
+            }
+            row.iter_mut().zip(&buf).for_each(|(d, &v)| *d = v);
+        }
+        self.height = w;
+        self.width = h;
+    }
+
     /// Mean pixel value over all images (in the data set's current range), accumulated in f64.
     pub fn mean_pixel(&self) -> f64 {
         if self.images.is_empty() {
@@ -570,6 +587,24 @@ mod tests {
             Err(DataError::IndexOutOfRange { .. })
         ));
         assert_eq!(s.take(5, 7).test.len(), 7);
+    }
+
+    #[test]
+    fn transpose_swaps_axes() {
+        // One 2x3 image [[0,1,2],[3,4,5]] becomes the 3x2 image [[0,3],[1,4],[2,5]].
+        let mut d = Dataset {
+            images: Array2::from_shape_vec((1, 6), vec![0., 1., 2., 3., 4., 5.]).unwrap(),
+            labels: vec![0],
+            height: 2,
+            width: 3,
+            name: "t".into(),
+            range: PixelRange::ZeroOne,
+        };
+        d.transpose_images();
+        assert_eq!((d.height, d.width), (3, 2));
+        assert_eq!(d.images.row(0).to_vec(), vec![0., 3., 1., 4., 2., 5.]);
+        d.transpose_images();
+        assert_eq!(d.images.row(0).to_vec(), vec![0., 1., 2., 3., 4., 5.]);
     }
 
     #[test]
