@@ -15,19 +15,33 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 ///
 /// # Panics
 /// If the shapes do not chain (a programming error, never a data error).
-pub fn gemm(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, mut c: ArrayViewMut2<'_, f32>) {
+pub fn gemm(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    mut c: ArrayViewMut2<'_, f32>,
+) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert_eq!(k, k2, "gemm: a is {m}x{k} but b is {k2}x{n}");
-    assert_eq!(c.dim(), (m, n), "gemm: c is {:?}, expected ({m}, {n})", c.dim());
+    assert_eq!(
+        c.dim(),
+        (m, n),
+        "gemm: c is {:?}, expected ({m}, {n})",
+        c.dim()
+    );
     if m == 0 || n == 0 {
         return;
     }
-    let [rsa, csa] = strides(&a.strides());
-    let [rsb, csb] = strides(&b.strides());
-    let [rsc, csc] = strides(&c.strides());
+    let [rsa, csa] = strides(a.strides());
+    let [rsb, csb] = strides(b.strides());
+    let [rsc, csc] = strides(c.strides());
     // An output with a zero stride along a dimension longer than one would alias itself.
-    assert!((m == 1 || rsc != 0) && (n == 1 || csc != 0), "gemm: c must not alias");
+    assert!(
+        (m == 1 || rsc != 0) && (n == 1 || csc != 0),
+        "gemm: c must not alias"
+    );
     // SAFETY: the pointers come from live ndarray views whose shapes were checked above to
     // be (m, k), (k, n) and (m, n); with the views' own strides every index i < m, l < k,
     // j < n addresses an element inside the respective view. `c` is borrowed mutably and
@@ -75,7 +89,13 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
-    fn naive(alpha: f32, a: &Array2<f32>, b: &Array2<f32>, beta: f32, c: &Array2<f32>) -> Array2<f32> {
+    fn naive(
+        alpha: f32,
+        a: &Array2<f32>,
+        b: &Array2<f32>,
+        beta: f32,
+        c: &Array2<f32>,
+    ) -> Array2<f32> {
         let (m, k) = a.dim();
         let n = b.ncols();
         Array2::from_shape_fn((m, n), |(i, j)| {
@@ -83,7 +103,11 @@ mod tests {
             for l in 0..k {
                 s += f64::from(a[[i, l]]) * f64::from(b[[l, j]]);
             }
-            let prior = if beta == 0.0 { 0.0 } else { f64::from(beta) * f64::from(c[[i, j]]) };
+            let prior = if beta == 0.0 {
+                0.0
+            } else {
+                f64::from(beta) * f64::from(c[[i, j]])
+            };
             (f64::from(alpha) * s + prior) as f32
         })
     }
@@ -111,11 +135,18 @@ mod tests {
                         let a_view = if ta { a_store.t() } else { a_store.view() };
                         let b_view = if tb { b_store.t() } else { b_store.view() };
                         let c0 = random(&mut rng, m, n);
-                        let mut c = if beta == 0.0 { Array2::from_elem((m, n), f32::NAN) } else { c0.clone() };
+                        let mut c = if beta == 0.0 {
+                            Array2::from_elem((m, n), f32::NAN)
+                        } else {
+                            c0.clone()
+                        };
                         gemm(alpha, a_view, b_view, beta, c.view_mut());
                         let want = naive(alpha, &a, &b, beta, &c0);
                         for (g, w) in c.iter().zip(want.iter()) {
-                            assert!((g - w).abs() <= GEMM_TOL, "m{m} k{k} n{n} ta{ta} tb{tb}: {g} vs {w}");
+                            assert!(
+                                (g - w).abs() <= GEMM_TOL,
+                                "m{m} k{k} n{n} ta{ta} tb{tb}: {g} vs {w}"
+                            );
                         }
                     }
                 }

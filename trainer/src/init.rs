@@ -27,7 +27,11 @@ pub fn normal<R: Rng + ?Sized>(w: &mut [f32], mean: f32, std: f32, rng: &mut R) 
 /// `kaiming_uniform_(a = sqrt(5))` gives the bound `gain * sqrt(3 / fan_in)` with
 /// `gain = sqrt(2 / (1 + 5))`, i.e. `1 / sqrt(fan_in)`; the bias uses the same bound.
 pub fn torch_default<R: Rng + ?Sized>(w: &mut [f32], fan_in: usize, rng: &mut R) {
-    let bound = if fan_in > 0 { 1.0 / (fan_in as f32).sqrt() } else { 0.0 };
+    let bound = if fan_in > 0 {
+        1.0 / (fan_in as f32).sqrt()
+    } else {
+        0.0
+    };
     uniform(w, bound, rng);
 }
 
@@ -68,7 +72,9 @@ pub fn init_sequential<R: Rng + ?Sized>(model: &mut Sequential, scheme: Init, rn
             Module::BatchNorm1d(bn) | Module::BatchNorm2d(bn) => {
                 bn.beta.fill(0.0);
                 match scheme {
-                    Init::Dcgan => normal(bn.gamma.as_slice_mut().expect("standard"), 1.0, 0.02, rng),
+                    Init::Dcgan => {
+                        normal(bn.gamma.as_slice_mut().expect("standard"), 1.0, 0.02, rng)
+                    }
                     _ => bn.gamma.fill(1.0),
                 }
             }
@@ -80,12 +86,17 @@ pub fn init_sequential<R: Rng + ?Sized>(model: &mut Sequential, scheme: Init, rn
                     match (scheme, is_bias) {
                         (Init::TorchDefault, _) => torch_default(p.value, fan_in, rng),
                         (_, true) => p.value.fill(0.0),
-                        (Init::XavierUniform { gain }, false) => {
-                            uniform(p.value, gain * (6.0 / (fan_in + fan_out) as f32).sqrt(), rng)
-                        }
-                        (Init::XavierNormal { gain }, false) => {
-                            normal(p.value, 0.0, gain * (2.0 / (fan_in + fan_out) as f32).sqrt(), rng)
-                        }
+                        (Init::XavierUniform { gain }, false) => uniform(
+                            p.value,
+                            gain * (6.0 / (fan_in + fan_out) as f32).sqrt(),
+                            rng,
+                        ),
+                        (Init::XavierNormal { gain }, false) => normal(
+                            p.value,
+                            0.0,
+                            gain * (2.0 / (fan_in + fan_out) as f32).sqrt(),
+                            rng,
+                        ),
                         (Init::Dcgan, false) => normal(p.value, 0.0, 0.02, rng),
                     }
                 }
@@ -131,7 +142,9 @@ mod tests {
             .with("fc", Linear::new(100, 1000, true, &mut rng))
             .with("bn", Module::BatchNorm1d(BatchNorm::new(1000)));
         init_sequential(&mut m, Init::Dcgan, &mut rng);
-        let Module::Linear(l) = &m.layers[0].1 else { unreachable!() };
+        let Module::Linear(l) = &m.layers[0].1 else {
+            unreachable!()
+        };
         let n = l.weight.len() as f32;
         let mean = l.weight.sum() / n;
         let std = (l.weight.iter().map(|w| (w - mean).powi(2)).sum::<f32>() / n).sqrt();
@@ -139,7 +152,9 @@ mod tests {
         assert!((std / 0.02 - 1.0).abs() < 0.01, "{std}");
         assert!(mean.abs() < 4.0 * 0.02 / n.sqrt(), "{mean}");
         assert!(l.bias.as_ref().unwrap().iter().all(|&b| b == 0.0));
-        let Module::BatchNorm1d(bn) = &m.layers[1].1 else { unreachable!() };
+        let Module::BatchNorm1d(bn) = &m.layers[1].1 else {
+            unreachable!()
+        };
         let gmean = bn.gamma.sum() / 1000.0;
         assert!((gmean - 1.0).abs() < 4.0 * 0.02 / 1000f32.sqrt(), "{gmean}");
     }

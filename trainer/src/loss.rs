@@ -38,31 +38,49 @@ fn softplus(x: f32) -> f64 {
 
 /// Binary cross-entropy on logits `x` against targets `t` in `[0, 1]`:
 /// `l = max(x, 0) - x t + log(1 + exp(-|x|))`, `dl/dx = sigmoid(x) - t`.
-pub fn bce_with_logits(logits: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>, reduction: Reduction) -> (f64, Array2<f32>) {
-    assert_eq!(logits.dim(), targets.dim(), "bce_with_logits: shapes differ");
+pub fn bce_with_logits(
+    logits: ArrayView2<'_, f32>,
+    targets: ArrayView2<'_, f32>,
+    reduction: Reduction,
+) -> (f64, Array2<f32>) {
+    assert_eq!(
+        logits.dim(),
+        targets.dim(),
+        "bce_with_logits: shapes differ"
+    );
     let div = reduction.divisor(logits.nrows(), logits.len());
     let mut total = 0.0f64;
     let mut grad = Array2::zeros(logits.dim());
     let inv = (1.0 / div) as f32;
-    Zip::from(&mut grad).and(&logits).and(&targets).for_each(|g, &x, &t| {
-        total += softplus(x) - f64::from(x) * f64::from(t);
-        *g = (sigmoid(x) - t) * inv;
-    });
+    Zip::from(&mut grad)
+        .and(&logits)
+        .and(&targets)
+        .for_each(|g, &x, &t| {
+            total += softplus(x) - f64::from(x) * f64::from(t);
+            *g = (sigmoid(x) - t) * inv;
+        });
     (total / div, grad)
 }
 
 /// Squared error `l = (p - t)²`, `dl/dp = 2 (p - t)`.
-pub fn mse(pred: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>, reduction: Reduction) -> (f64, Array2<f32>) {
+pub fn mse(
+    pred: ArrayView2<'_, f32>,
+    targets: ArrayView2<'_, f32>,
+    reduction: Reduction,
+) -> (f64, Array2<f32>) {
     assert_eq!(pred.dim(), targets.dim(), "mse: shapes differ");
     let div = reduction.divisor(pred.nrows(), pred.len());
     let inv = (2.0 / div) as f32;
     let mut total = 0.0f64;
     let mut grad = Array2::zeros(pred.dim());
-    Zip::from(&mut grad).and(&pred).and(&targets).for_each(|g, &p, &t| {
-        let d = p - t;
-        total += f64::from(d) * f64::from(d);
-        *g = d * inv;
-    });
+    Zip::from(&mut grad)
+        .and(&pred)
+        .and(&targets)
+        .for_each(|g, &p, &t| {
+            let d = p - t;
+            total += f64::from(d) * f64::from(d);
+            *g = d * inv;
+        });
     (total / div, grad)
 }
 
@@ -79,20 +97,32 @@ pub struct GaussianKl {
 }
 
 /// KL divergence of the encoder's Gaussian from the standard normal prior.
-pub fn gaussian_kl(mu: ArrayView2<'_, f32>, logvar: ArrayView2<'_, f32>, reduction: Reduction) -> GaussianKl {
+pub fn gaussian_kl(
+    mu: ArrayView2<'_, f32>,
+    logvar: ArrayView2<'_, f32>,
+    reduction: Reduction,
+) -> GaussianKl {
     assert_eq!(mu.dim(), logvar.dim(), "gaussian_kl: shapes differ");
     let div = reduction.divisor(mu.nrows(), mu.len());
     let inv = (1.0 / div) as f32;
     let mut total = 0.0f64;
     let mut d_mu = Array2::zeros(mu.dim());
     let mut d_logvar = Array2::zeros(mu.dim());
-    Zip::from(&mut d_mu).and(&mut d_logvar).and(&mu).and(&logvar).for_each(|dm, dl, &m, &lv| {
-        let e = lv.exp();
-        total += -0.5 * (1.0 + f64::from(lv) - f64::from(m) * f64::from(m) - f64::from(e));
-        *dm = m * inv;
-        *dl = 0.5 * (e - 1.0) * inv;
-    });
-    GaussianKl { value: total / div, d_mu, d_logvar }
+    Zip::from(&mut d_mu)
+        .and(&mut d_logvar)
+        .and(&mu)
+        .and(&logvar)
+        .for_each(|dm, dl, &m, &lv| {
+            let e = lv.exp();
+            total += -0.5 * (1.0 + f64::from(lv) - f64::from(m) * f64::from(m) - f64::from(e));
+            *dm = m * inv;
+            *dl = 0.5 * (e - 1.0) * inv;
+        });
+    GaussianKl {
+        value: total / div,
+        d_mu,
+        d_logvar,
+    }
 }
 
 /// The adversarial objective.
@@ -129,14 +159,23 @@ impl GanLoss {
     /// `real_label` is the target for real samples: 1.0, or e.g. 0.9 for one-sided label
     /// smoothing (Salimans et al. 2016). It applies to the BCE and least-squares losses;
     /// the hinge loss has no target and ignores it.
-    pub fn discriminator(self, real: ArrayView2<'_, f32>, fake: ArrayView2<'_, f32>, real_label: f32) -> DiscriminatorLoss {
+    pub fn discriminator(
+        self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+        real_label: f32,
+    ) -> DiscriminatorLoss {
         match self {
             GanLoss::NonSaturating | GanLoss::Minimax => {
                 let t_real = Array2::from_elem(real.dim(), real_label);
                 let t_fake = Array2::zeros(fake.dim());
                 let (lr, d_real) = bce_with_logits(real, t_real.view(), Reduction::Mean);
                 let (lf, d_fake) = bce_with_logits(fake, t_fake.view(), Reduction::Mean);
-                DiscriminatorLoss { value: lr + lf, d_real, d_fake }
+                DiscriminatorLoss {
+                    value: lr + lf,
+                    d_real,
+                    d_fake,
+                }
             }
             GanLoss::LeastSquares => {
                 // ½ mean (D - t)²: half of mse's gradient.
@@ -144,12 +183,20 @@ impl GanLoss {
                 let t_fake = Array2::zeros(fake.dim());
                 let (lr, d_real) = mse(real, t_real.view(), Reduction::Mean);
                 let (lf, d_fake) = mse(fake, t_fake.view(), Reduction::Mean);
-                DiscriminatorLoss { value: 0.5 * (lr + lf), d_real: d_real * 0.5, d_fake: d_fake * 0.5 }
+                DiscriminatorLoss {
+                    value: 0.5 * (lr + lf),
+                    d_real: d_real * 0.5,
+                    d_fake: d_fake * 0.5,
+                }
             }
             GanLoss::Hinge => {
                 let (lr, d_real) = hinge(real, 1.0);
                 let (lf, d_fake) = hinge(fake, -1.0);
-                DiscriminatorLoss { value: lr + lf, d_real, d_fake }
+                DiscriminatorLoss {
+                    value: lr + lf,
+                    d_real,
+                    d_fake,
+                }
             }
         }
     }
@@ -210,11 +257,22 @@ mod tests {
     #[test]
     fn bce_with_logits_known_values_and_extremes() {
         // x = 0, t = 1: log 2. x = 2, t = 0: softplus(2) = 2.126928011.
-        let (v, g) = bce_with_logits(array![[0.0f32, 2.0]].view(), array![[1.0f32, 0.0]].view(), Reduction::Sum);
-        assert!((v - (std::f64::consts::LN_2 + 2.126_928_011_042_972_5)).abs() < VALUE_TOL, "{v}");
+        let (v, g) = bce_with_logits(
+            array![[0.0f32, 2.0]].view(),
+            array![[1.0f32, 0.0]].view(),
+            Reduction::Sum,
+        );
+        assert!(
+            (v - (std::f64::consts::LN_2 + 2.126_928_011_042_972_5)).abs() < VALUE_TOL,
+            "{v}"
+        );
         assert!((g[[0, 0]] + 0.5).abs() < 1e-7 && (g[[0, 1]] - 0.880_797_1).abs() < 1e-6);
         // Large logits stay finite: x = 100, t = 0 costs 100; x = -100, t = 1 costs 100.
-        let (v, g) = bce_with_logits(array![[100.0f32, -100.0]].view(), array![[0.0f32, 1.0]].view(), Reduction::Mean);
+        let (v, g) = bce_with_logits(
+            array![[100.0f32, -100.0]].view(),
+            array![[0.0f32, 1.0]].view(),
+            Reduction::Mean,
+        );
         assert!((v - 100.0).abs() < 1e-9, "{v}");
         assert!(g.iter().all(|x| x.is_finite()));
     }
@@ -225,7 +283,11 @@ mod tests {
         let kl = gaussian_kl(z.view(), z.view(), Reduction::Sum);
         assert!(kl.value.abs() < VALUE_TOL);
         // mu = 1, logvar = 0: 0.5 per element.
-        let kl = gaussian_kl(array![[1.0f32]].view(), array![[0.0f32]].view(), Reduction::Sum);
+        let kl = gaussian_kl(
+            array![[1.0f32]].view(),
+            array![[0.0f32]].view(),
+            Reduction::Sum,
+        );
         assert!((kl.value - 0.5).abs() < VALUE_TOL);
     }
 

@@ -87,11 +87,17 @@ impl Slots {
     fn ensure(&mut self, params: &[Param<'_>], per_param: usize) -> Result<(), OptimError> {
         if self.names.is_empty() {
             self.names = params.iter().map(|p| p.name.clone()).collect();
-            self.bufs = params.iter().map(|p| vec![vec![0.0; p.value.len()]; per_param]).collect();
+            self.bufs = params
+                .iter()
+                .map(|p| vec![vec![0.0; p.value.len()]; per_param])
+                .collect();
             return Ok(());
         }
         if self.names.len() != params.len() {
-            return Err(OptimError::ParamCount { expected: self.names.len(), got: params.len() });
+            return Err(OptimError::ParamCount {
+                expected: self.names.len(),
+                got: params.len(),
+            });
         }
         for ((name, bufs), p) in self.names.iter().zip(&self.bufs).zip(params) {
             let len = bufs.first().map_or(0, Vec::len);
@@ -111,7 +117,11 @@ impl Slots {
         let mut out = Vec::new();
         for (name, bufs) in self.names.iter().zip(&self.bufs) {
             for (key, data) in keys.iter().zip(bufs) {
-                out.push(StateTensor { param: name.clone(), key, data: data.clone() });
+                out.push(StateTensor {
+                    param: name.clone(),
+                    key,
+                    data: data.clone(),
+                });
             }
         }
         out
@@ -136,7 +146,10 @@ impl Slots {
             let len = bufs[0].len();
             for (key, b) in keys.iter().zip(bufs) {
                 if b.len() != len || b.is_empty() {
-                    return Err(OptimError::MissingState { what: key, param: name.clone() });
+                    return Err(OptimError::MissingState {
+                        what: key,
+                        param: name.clone(),
+                    });
                 }
             }
         }
@@ -165,7 +178,15 @@ pub struct Adam {
 impl Adam {
     /// PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no weight decay.
     pub fn new(lr: f32) -> Self {
-        Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 0, slots: Slots::default() }
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            step: 0,
+            slots: Slots::default(),
+        }
     }
 
     /// Sets the betas (builder style).
@@ -201,8 +222,16 @@ impl Optimizer for Adam {
         let bc2_sqrt = bc2.sqrt() as f32;
         let (b1, b2, eps, wd) = (self.beta1, self.beta2, self.eps, self.weight_decay);
         for (p, bufs) in params.iter_mut().zip(&mut self.slots.bufs) {
-            let [m, v] = bufs.as_mut_slice() else { unreachable!("two Adam buffers") };
-            for (((w, &g), m), v) in p.value.iter_mut().zip(p.grad.iter()).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let [m, v] = bufs.as_mut_slice() else {
+                unreachable!("two Adam buffers")
+            };
+            for (((w, &g), m), v) in p
+                .value
+                .iter_mut()
+                .zip(p.grad.iter())
+                .zip(m.iter_mut())
+                .zip(v.iter_mut())
+            {
                 let g = g + wd * *w;
                 *m = b1 * *m + (1.0 - b1) * g;
                 *v = b2 * *v + (1.0 - b2) * g * g;
@@ -222,7 +251,10 @@ impl Optimizer for Adam {
     }
 
     fn state(&self) -> OptimState {
-        OptimState { step: self.step, tensors: self.slots.export(&ADAM_KEYS) }
+        OptimState {
+            step: self.step,
+            tensors: self.slots.export(&ADAM_KEYS),
+        }
     }
 
     fn load_state(&mut self, state: OptimState) -> Result<(), OptimError> {
@@ -251,7 +283,14 @@ pub struct Sgd {
 impl Sgd {
     /// SGD with the given learning rate and momentum.
     pub fn new(lr: f32, momentum: f32) -> Self {
-        Sgd { lr, momentum, nesterov: false, weight_decay: 0.0, step: 0, slots: Slots::default() }
+        Sgd {
+            lr,
+            momentum,
+            nesterov: false,
+            weight_decay: 0.0,
+            step: 0,
+            slots: Slots::default(),
+        }
     }
 }
 
@@ -290,7 +329,10 @@ impl Optimizer for Sgd {
     }
 
     fn state(&self) -> OptimState {
-        OptimState { step: self.step, tensors: self.slots.export(&SGD_KEYS) }
+        OptimState {
+            step: self.step,
+            tensors: self.slots.export(&SGD_KEYS),
+        }
     }
 
     fn load_state(&mut self, state: OptimState) -> Result<(), OptimError> {
@@ -305,7 +347,12 @@ mod tests {
     use super::*;
 
     fn param<'a>(name: &str, v: &'a mut [f32], g: &'a mut [f32]) -> Param<'a> {
-        Param { name: name.into(), shape: vec![v.len()], value: v, grad: g }
+        Param {
+            name: name.into(),
+            shape: vec![v.len()],
+            value: v,
+            grad: g,
+        }
     }
 
     /// The updates are a handful of f32 operations from hand-computed values.
@@ -317,7 +364,10 @@ mod tests {
         let (mut w, mut g) = ([1.0f32, -2.0], [0.5f32, -3.0]);
         let mut opt = Adam::new(0.1);
         opt.step(&mut [param("w", &mut w, &mut g)]).unwrap();
-        assert!((w[0] - 0.9).abs() < STEP_TOL && (w[1] + 1.9).abs() < STEP_TOL, "{w:?}");
+        assert!(
+            (w[0] - 0.9).abs() < STEP_TOL && (w[1] + 1.9).abs() < STEP_TOL,
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tinygen_trainer::loss::{bce_with_logits, gaussian_kl, mse, GanLoss, Reduction};
 use tinygen_trainer::nn::{
-    Activation, BatchNorm, Conv2d, ConvSpec, ConvTranspose2d, Dropout, Linear, Mode, Module, Reshape, Sequential,
+    Activation, BatchNorm, Conv2d, ConvSpec, ConvTranspose2d, Dropout, Linear, Mode, Module,
+    Reshape, Sequential,
 };
 
 /// Finite-difference step.
@@ -62,10 +63,19 @@ fn central(v: &mut [f32], i: usize, mut f: impl FnMut(&[f32]) -> f64) -> f64 {
 }
 
 /// Collects mismatches as messages; returns the largest |num - ana| seen.
-fn compare(label: &str, what: &str, i: usize, num: f64, ana: f32, failures: &mut Vec<String>) -> f64 {
+fn compare(
+    label: &str,
+    what: &str,
+    i: usize,
+    num: f64,
+    ana: f32,
+    failures: &mut Vec<String>,
+) -> f64 {
     let ana = f64::from(ana);
     if !close(num, ana) {
-        failures.push(format!("{label}: {what}[{i}] numeric {num:.6} analytic {ana:.6}"));
+        failures.push(format!(
+            "{label}: {what}[{i}] numeric {num:.6} analytic {ana:.6}"
+        ));
     }
     (num - ana).abs()
 }
@@ -75,7 +85,10 @@ fn projection(m: &mut Module, x: &ArrayD<f32>, r: &ArrayD<f32>, mode: Mode, seed
     let mut rng = StdRng::seed_from_u64(seed);
     let (y, _) = m.forward(x.clone(), mode, &mut rng);
     assert_eq!(y.shape(), r.shape());
-    y.iter().zip(r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+    y.iter()
+        .zip(r)
+        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+        .sum()
 }
 
 /// Checks `d_x` and every parameter gradient of `m` at `x`; returns the largest error.
@@ -89,7 +102,11 @@ fn check_module(label: &str, m: &mut Module, x: ArrayD<f32>, mode: Mode) -> f64 
     }
     let d_x = m.backward(cache, r.clone(), true).expect("input gradient");
     assert_eq!(d_x.shape(), x.shape(), "{label}: d_x shape");
-    let grads: Vec<(String, Vec<f32>)> = m.parameters().iter().map(|p| (p.name.clone(), p.grad.to_vec())).collect();
+    let grads: Vec<(String, Vec<f32>)> = m
+        .parameters()
+        .iter()
+        .map(|p| (p.name.clone(), p.grad.to_vec()))
+        .collect();
 
     let mut failures = Vec::new();
     let mut worst = 0.0f64;
@@ -100,7 +117,14 @@ fn check_module(label: &str, m: &mut Module, x: ArrayD<f32>, mode: Mode) -> f64 
             let xa = ArrayD::from_shape_vec(IxDyn(&shape), v.to_vec()).expect("shape");
             projection(m, &xa, &r, mode, SEED)
         });
-        worst = worst.max(compare(label, "x", i, num, d_x.as_slice().expect("standard")[i], &mut failures));
+        worst = worst.max(compare(
+            label,
+            "x",
+            i,
+            num,
+            d_x.as_slice().expect("standard")[i],
+            &mut failures,
+        ));
     }
     let xa = ArrayD::from_shape_vec(IxDyn(&shape), xv).expect("shape");
     for (k, (name, grad)) in grads.iter().enumerate() {
@@ -116,7 +140,12 @@ fn check_module(label: &str, m: &mut Module, x: ArrayD<f32>, mode: Mode) -> f64 
             worst = worst.max(compare(label, name, j, num, ana, &mut failures));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     eprintln!("{label}: max |numeric - analytic| = {worst:.2e}");
     worst
 }
@@ -130,12 +159,20 @@ fn linear() {
     let mut r = rng(1);
     for bias in [true, false] {
         let mut m = Module::Linear(Linear::new(5, 3, bias, &mut r));
-        check_module(&format!("linear bias={bias}"), &mut m, random(&[4, 5], &mut r), Mode::Train);
+        check_module(
+            &format!("linear bias={bias}"),
+            &mut m,
+            random(&[4, 5], &mut r),
+            Mode::Train,
+        );
     }
 }
 
 /// (kernel, stride, pad) combinations, square and rectangular.
-const CONV_CASES: [((usize, usize), (usize, usize), (usize, usize)); 6] = [
+/// `(kernel, stride, pad)`, each `(h, w)`.
+type ConvCase = ((usize, usize), (usize, usize), (usize, usize));
+
+const CONV_CASES: [ConvCase; 6] = [
     ((3, 3), (1, 1), (1, 1)),
     ((4, 4), (2, 2), (1, 1)),
     ((3, 2), (2, 1), (1, 0)),
@@ -148,13 +185,30 @@ const CONV_CASES: [((usize, usize), (usize, usize), (usize, usize)); 6] = [
 fn conv2d() {
     let mut r = rng(2);
     for (kernel, stride, pad) in CONV_CASES {
-        let spec = ConvSpec { in_ch: 2, out_ch: 3, kernel, stride, pad, output_padding: (0, 0) };
+        let spec = ConvSpec {
+            in_ch: 2,
+            out_ch: 3,
+            kernel,
+            stride,
+            pad,
+            output_padding: (0, 0),
+        };
         let mut m = Module::Conv2d(Conv2d::new(spec, true, &mut r));
-        check_module(&format!("conv2d {spec:?}"), &mut m, random(&[2, 2, 7, 6], &mut r), Mode::Train);
+        check_module(
+            &format!("conv2d {spec:?}"),
+            &mut m,
+            random(&[2, 2, 7, 6], &mut r),
+            Mode::Train,
+        );
     }
     let spec = ConvSpec::square(2, 2, 3, 2, 0);
     let mut m = Module::Conv2d(Conv2d::new(spec, false, &mut r));
-    check_module("conv2d without bias", &mut m, random(&[1, 2, 5, 5], &mut r), Mode::Train);
+    check_module(
+        "conv2d without bias",
+        &mut m,
+        random(&[1, 2, 5, 5], &mut r),
+        Mode::Train,
+    );
 }
 
 #[test]
@@ -170,13 +224,30 @@ fn conv_transpose2d() {
         ((3, 3), (1, 1), (1, 1), (0, 0)),
     ];
     for (kernel, stride, pad, output_padding) in cases {
-        let spec = ConvSpec { in_ch: 3, out_ch: 2, kernel, stride, pad, output_padding };
+        let spec = ConvSpec {
+            in_ch: 3,
+            out_ch: 2,
+            kernel,
+            stride,
+            pad,
+            output_padding,
+        };
         let mut m = Module::ConvTranspose2d(ConvTranspose2d::new(spec, true, &mut r));
-        check_module(&format!("conv_transpose2d {spec:?}"), &mut m, random(&[2, 3, 4, 5], &mut r), Mode::Train);
+        check_module(
+            &format!("conv_transpose2d {spec:?}"),
+            &mut m,
+            random(&[2, 3, 4, 5], &mut r),
+            Mode::Train,
+        );
     }
     let spec = ConvSpec::square(2, 3, 4, 2, 1);
     let mut m = Module::ConvTranspose2d(ConvTranspose2d::new(spec, false, &mut r));
-    check_module("conv_transpose2d without bias", &mut m, random(&[1, 2, 3, 3], &mut r), Mode::Train);
+    check_module(
+        "conv_transpose2d without bias",
+        &mut m,
+        random(&[1, 2, 3, 3], &mut r),
+        Mode::Train,
+    );
 }
 
 fn randomised_batchnorm(channels: usize, r: &mut StdRng) -> BatchNorm {
@@ -193,19 +264,39 @@ fn batchnorm() {
     let mut r = rng(4);
     for mode in [Mode::Train, Mode::Eval] {
         let mut m = Module::BatchNorm1d(randomised_batchnorm(4, &mut r));
-        check_module(&format!("batchnorm1d {mode:?}"), &mut m, random(&[6, 4], &mut r), mode);
+        check_module(
+            &format!("batchnorm1d {mode:?}"),
+            &mut m,
+            random(&[6, 4], &mut r),
+            mode,
+        );
         let mut m = Module::BatchNorm2d(randomised_batchnorm(2, &mut r));
-        check_module(&format!("batchnorm2d {mode:?}"), &mut m, random(&[3, 2, 3, 3], &mut r), mode);
+        check_module(
+            &format!("batchnorm2d {mode:?}"),
+            &mut m,
+            random(&[3, 2, 3, 3], &mut r),
+            mode,
+        );
     }
 }
 
 #[test]
 fn activations() {
     let mut r = rng(5);
-    for a in [Activation::Relu, Activation::LeakyRelu(0.2), Activation::Tanh, Activation::Sigmoid] {
+    for a in [
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Tanh,
+        Activation::Sigmoid,
+    ] {
         for shape in [&[3usize, 7][..], &[2, 2, 3, 3][..]] {
             let x = off_zero(shape, &mut r).mapv(|v| 2.0 * v);
-            check_module(&format!("{a:?} {shape:?}"), &mut Module::Activation(a), x, Mode::Train);
+            check_module(
+                &format!("{a:?} {shape:?}"),
+                &mut Module::Activation(a),
+                x,
+                Mode::Train,
+            );
         }
     }
 }
@@ -214,11 +305,21 @@ fn activations() {
 fn dropout_and_shapes() {
     let mut r = rng(6);
     let mut m = Module::Dropout(Dropout::new(0.3));
-    check_module("dropout train", &mut m, random(&[4, 10], &mut r), Mode::Train);
+    check_module(
+        "dropout train",
+        &mut m,
+        random(&[4, 10], &mut r),
+        Mode::Train,
+    );
     check_module("dropout eval", &mut m, random(&[4, 10], &mut r), Mode::Eval);
     let mut m = Module::Reshape(Reshape::chw(2, 3, 2));
     check_module("reshape", &mut m, random(&[2, 12], &mut r), Mode::Train);
-    check_module("flatten", &mut Module::Flatten, random(&[2, 3, 2, 2], &mut r), Mode::Train);
+    check_module(
+        "flatten",
+        &mut Module::Flatten,
+        random(&[2, 3, 2, 2], &mut r),
+        Mode::Train,
+    );
 }
 
 #[test]
@@ -243,10 +344,16 @@ fn sequential_generator() {
         .with("bn0", Module::BatchNorm1d(randomised_batchnorm(8, &mut r)))
         .with("act0", Activation::Tanh)
         .with("reshape", Reshape::chw(2, 2, 2))
-        .with("up1", ConvTranspose2d::new(ConvSpec::square(2, 3, 4, 2, 1), false, &mut r))
+        .with(
+            "up1",
+            ConvTranspose2d::new(ConvSpec::square(2, 3, 4, 2, 1), false, &mut r),
+        )
         .with("bn1", Module::BatchNorm2d(randomised_batchnorm(3, &mut r)))
         .with("act1", Activation::Sigmoid)
-        .with("up2", ConvTranspose2d::new(ConvSpec::square(3, 1, 3, 1, 1), true, &mut r))
+        .with(
+            "up2",
+            ConvTranspose2d::new(ConvSpec::square(3, 1, 3, 1, 1), true, &mut r),
+        )
         .with("out", Activation::Tanh);
     assert_eq!(m.output_shape(&[3]).unwrap(), vec![1, 4, 4]);
     let x = random(&[4, 3], &mut r);
@@ -256,15 +363,34 @@ fn sequential_generator() {
     let d_x = m.backward(caches, proj.clone());
     let loss = |m: &mut Sequential, x: &ArrayD<f32>| -> f64 {
         let (y, _) = m.forward(x.clone(), Mode::Train, &mut rng(0));
-        y.iter().zip(&proj).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+        y.iter()
+            .zip(&proj)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum()
     };
     let mut failures = Vec::new();
     let mut xv = x.as_slice().unwrap().to_vec();
     for i in 0..xv.len() {
-        let num = central(&mut xv, i, |v| loss(&mut m, &ArrayD::from_shape_vec(IxDyn(&[4, 3]), v.to_vec()).unwrap()));
-        compare("sequential", "x", i, num, d_x.as_slice().unwrap()[i], &mut failures);
+        let num = central(&mut xv, i, |v| {
+            loss(
+                &mut m,
+                &ArrayD::from_shape_vec(IxDyn(&[4, 3]), v.to_vec()).unwrap(),
+            )
+        });
+        compare(
+            "sequential",
+            "x",
+            i,
+            num,
+            d_x.as_slice().unwrap()[i],
+            &mut failures,
+        );
     }
-    let grads: Vec<(String, Vec<f32>)> = m.parameters().iter().map(|p| (p.name.clone(), p.grad.to_vec())).collect();
+    let grads: Vec<(String, Vec<f32>)> = m
+        .parameters()
+        .iter()
+        .map(|p| (p.name.clone(), p.grad.to_vec()))
+        .collect();
     assert_eq!(grads[0].0, "gen.fc.weight");
     for (k, (name, grad)) in grads.iter().enumerate() {
         for (j, &ana) in grad.iter().enumerate() {
@@ -276,7 +402,14 @@ fn sequential_generator() {
             let vm = m.parameters()[k].value[j];
             let lm = loss(&mut m, &x);
             m.parameters()[k].value[j] = orig;
-            compare("sequential", name, j, (lp - lm) / f64::from(vp - vm), ana, &mut failures);
+            compare(
+                "sequential",
+                name,
+                j,
+                (lp - lm) / f64::from(vp - vm),
+                ana,
+                &mut failures,
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -290,7 +423,10 @@ fn backward_adds_into_parameter_gradients() {
     // Two identical backward passes must leave exactly twice the gradient of one.
     let mut r = rng(10);
     let mut m = Sequential::new("")
-        .with("conv", Conv2d::new(ConvSpec::square(1, 2, 3, 2, 1), true, &mut r))
+        .with(
+            "conv",
+            Conv2d::new(ConvSpec::square(1, 2, 3, 2, 1), true, &mut r),
+        )
         .with("bn", Module::BatchNorm2d(BatchNorm::new(2)))
         .with("flat", Module::Flatten)
         .with("fc", Linear::new(2 * 3 * 3, 2, true, &mut r));
@@ -307,7 +443,11 @@ fn backward_adds_into_parameter_gradients() {
         for (&g, &g1) in p.grad.iter().zip(o) {
             // Per-sample contributions are summed in a different order the second time
             // ((g + p1) + p2 instead of (0 + p1) + p2), so equality holds to f32 rounding.
-            assert!((g - 2.0 * g1).abs() <= ACCUMULATE_TOL * (1.0 + g1.abs()), "{}: {g} vs 2 * {g1}", p.name);
+            assert!(
+                (g - 2.0 * g1).abs() <= ACCUMULATE_TOL * (1.0 + g1.abs()),
+                "{}: {g} vs 2 * {g1}",
+                p.name
+            );
         }
     }
 }
@@ -315,13 +455,27 @@ fn backward_adds_into_parameter_gradients() {
 // ---- losses ----
 
 /// Checks `grad` against central differences of `f` at every element of `x`.
-fn check_loss(label: &str, x: &Array2<f32>, grad: &Array2<f32>, mut f: impl FnMut(&Array2<f32>) -> f64) {
+fn check_loss(
+    label: &str,
+    x: &Array2<f32>,
+    grad: &Array2<f32>,
+    mut f: impl FnMut(&Array2<f32>) -> f64,
+) {
     let mut failures = Vec::new();
     let shape = x.dim();
     let mut v = x.as_slice().unwrap().to_vec();
     for i in 0..v.len() {
-        let num = central(&mut v, i, |v| f(&Array2::from_shape_vec(shape, v.to_vec()).unwrap()));
-        compare(label, "input", i, num, grad.as_slice().unwrap()[i], &mut failures);
+        let num = central(&mut v, i, |v| {
+            f(&Array2::from_shape_vec(shape, v.to_vec()).unwrap())
+        });
+        compare(
+            label,
+            "input",
+            i,
+            num,
+            grad.as_slice().unwrap()[i],
+            &mut failures,
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -339,21 +493,34 @@ fn bce_mse_and_kl() {
         let x = random2(&mut r, 4, 5, 3.0);
         let t = random2(&mut r, 4, 5, 1.0).mapv(|v| 0.5 * (v + 1.0));
         let (_, g) = bce_with_logits(x.view(), t.view(), red);
-        check_loss(&format!("bce {red:?}"), &x, &g, |x| bce_with_logits(x.view(), t.view(), red).0);
+        check_loss(&format!("bce {red:?}"), &x, &g, |x| {
+            bce_with_logits(x.view(), t.view(), red).0
+        });
         let (_, g) = mse(x.view(), t.view(), red);
-        check_loss(&format!("mse {red:?}"), &x, &g, |x| mse(x.view(), t.view(), red).0);
+        check_loss(&format!("mse {red:?}"), &x, &g, |x| {
+            mse(x.view(), t.view(), red).0
+        });
         let mu = random2(&mut r, 4, 3, 2.0);
         let lv = random2(&mut r, 4, 3, 2.0);
         let kl = gaussian_kl(mu.view(), lv.view(), red);
-        check_loss(&format!("kl d_mu {red:?}"), &mu, &kl.d_mu, |m| gaussian_kl(m.view(), lv.view(), red).value);
-        check_loss(&format!("kl d_logvar {red:?}"), &lv, &kl.d_logvar, |l| gaussian_kl(mu.view(), l.view(), red).value);
+        check_loss(&format!("kl d_mu {red:?}"), &mu, &kl.d_mu, |m| {
+            gaussian_kl(m.view(), lv.view(), red).value
+        });
+        check_loss(&format!("kl d_logvar {red:?}"), &lv, &kl.d_logvar, |l| {
+            gaussian_kl(mu.view(), l.view(), red).value
+        });
     }
 }
 
 #[test]
 fn gan_losses() {
     let mut r = rng(12);
-    let kinds = [GanLoss::NonSaturating, GanLoss::Minimax, GanLoss::LeastSquares, GanLoss::Hinge];
+    let kinds = [
+        GanLoss::NonSaturating,
+        GanLoss::Minimax,
+        GanLoss::LeastSquares,
+        GanLoss::Hinge,
+    ];
     for kind in kinds {
         for label in [1.0f32, 0.9] {
             // Raw outputs in ±[0.05, 2.5] around the hinge margins ±1: off every kink.
@@ -368,15 +535,29 @@ fn gan_losses() {
             let real = Array2::from_shape_simple_fn((6, 1), || pick(&mut r));
             let fake = Array2::from_shape_simple_fn((6, 1), || pick(&mut r));
             let d = kind.discriminator(real.view(), fake.view(), label);
-            check_loss(&format!("{kind:?} D real label {label}"), &real, &d.d_real, |x| {
-                kind.discriminator(x.view(), fake.view(), label).value
-            });
-            check_loss(&format!("{kind:?} D fake label {label}"), &fake, &d.d_fake, |x| {
-                kind.discriminator(real.view(), x.view(), label).value
-            });
+            check_loss(
+                &format!("{kind:?} D real label {label}"),
+                &real,
+                &d.d_real,
+                |x| kind.discriminator(x.view(), fake.view(), label).value,
+            );
+            check_loss(
+                &format!("{kind:?} D fake label {label}"),
+                &fake,
+                &d.d_fake,
+                |x| kind.discriminator(real.view(), x.view(), label).value,
+            );
         }
-        let fake = random2(&mut r, 6, 1, 2.5).mapv(|v| if (v.abs() - 1.0).abs() < 0.05 { v + 0.1 } else { v });
+        let fake = random2(&mut r, 6, 1, 2.5).mapv(|v| {
+            if (v.abs() - 1.0).abs() < 0.05 {
+                v + 0.1
+            } else {
+                v
+            }
+        });
         let (_, g) = kind.generator(fake.view());
-        check_loss(&format!("{kind:?} G"), &fake, &g, |x| kind.generator(x.view()).0);
+        check_loss(&format!("{kind:?} G"), &fake, &g, |x| {
+            kind.generator(x.view()).0
+        });
     }
 }

@@ -40,7 +40,10 @@ pub struct BatchNormCache {
 
 /// Number of channels and of values per channel per sample for a `(batch, C, ...)` shape.
 fn layout(shape: &[usize]) -> (usize, usize, usize) {
-    assert!(shape.len() >= 2, "BatchNorm: input needs (batch, channels, ...), got {shape:?}");
+    assert!(
+        shape.len() >= 2,
+        "BatchNorm: input needs (batch, channels, ...), got {shape:?}"
+    );
     (shape[0], shape[1], shape[2..].iter().product())
 }
 
@@ -73,16 +76,30 @@ impl BatchNorm {
             .zip(&self.running_var)
             .map(|(&g, &v)| g / (v + self.eps).sqrt())
             .collect();
-        let shift = scale.iter().zip(&self.beta).zip(&self.running_mean).map(|((&s, &b), &m)| b - s * m).collect();
+        let shift = scale
+            .iter()
+            .zip(&self.beta)
+            .zip(&self.running_mean)
+            .map(|((&s, &b), &m)| b - s * m)
+            .collect();
         (scale, shift)
     }
 
     /// `x`: `(batch, C, ...)` -> same shape. Train mode normalises with the batch
     /// statistics and updates the running ones; eval mode uses the running statistics.
     pub fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> (ArrayD<f32>, BatchNormCache) {
-        let mut x = if x.is_standard_layout() { x } else { x.as_standard_layout().into_owned() };
+        let mut x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        };
         let (batch, c, s) = layout(x.shape());
-        assert_eq!(c, self.channels(), "BatchNorm: input has {c} channels, expected {}", self.channels());
+        assert_eq!(
+            c,
+            self.channels(),
+            "BatchNorm: input has {c} channels, expected {}",
+            self.channels()
+        );
         let count = batch * s;
         let mut inv_std = vec![0.0f32; c];
         let mut shift = vec![0.0f32; c];
@@ -104,7 +121,11 @@ impl BatchNorm {
                     }
                 }
                 var.iter_mut().for_each(|v| *v /= count as f64);
-                let unbias = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
+                let unbias = if count > 1 {
+                    count as f64 / (count - 1) as f64
+                } else {
+                    1.0
+                };
                 let mo = f64::from(self.momentum);
                 for ch in 0..c {
                     inv_std[ch] = (1.0 / (var[ch] + f64::from(self.eps)).sqrt()) as f32;
@@ -135,7 +156,14 @@ impl BatchNorm {
                 ch.iter_mut().for_each(|v| *v = g * *v + b);
             }
         }
-        (y, BatchNormCache { x_hat: x, inv_std, batch_stats: mode == Mode::Train })
+        (
+            y,
+            BatchNormCache {
+                x_hat: x,
+                inv_std,
+                batch_stats: mode == Mode::Train,
+            },
+        )
     }
 
     /// Adds `d_gamma`, `d_beta` and returns `d_x` for `d_y` of the input's shape.
@@ -145,7 +173,11 @@ impl BatchNorm {
     /// with running statistics `d_x = gamma * inv_std * d_y`.
     pub fn backward(&mut self, cache: BatchNormCache, d_y: ArrayD<f32>) -> ArrayD<f32> {
         assert_eq!(d_y.shape(), cache.x_hat.shape(), "BatchNorm: d_y shape");
-        let mut d_x = if d_y.is_standard_layout() { d_y } else { d_y.as_standard_layout().into_owned() };
+        let mut d_x = if d_y.is_standard_layout() {
+            d_y
+        } else {
+            d_y.as_standard_layout().into_owned()
+        };
         let (batch, c, s) = layout(d_x.shape());
         let count = (batch * s) as f64;
         let x_hat = cache.x_hat.as_slice().expect("standard layout");
@@ -165,7 +197,11 @@ impl BatchNorm {
             self.d_gamma[ch] += sum_dy_xhat[ch] as f32;
         }
         for (dy_s, xh_s) in data.chunks_exact_mut(c * s).zip(x_hat.chunks_exact(c * s)) {
-            for (ch, (dy, xh)) in dy_s.chunks_exact_mut(s).zip(xh_s.chunks_exact(s)).enumerate() {
+            for (ch, (dy, xh)) in dy_s
+                .chunks_exact_mut(s)
+                .zip(xh_s.chunks_exact(s))
+                .enumerate()
+            {
                 let k = self.gamma[ch] * cache.inv_std[ch];
                 if cache.batch_stats {
                     let mean_dy = (sum_dy[ch] / count) as f32;

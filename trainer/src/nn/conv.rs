@@ -42,19 +42,37 @@ impl ConvSpec {
 
     /// Output size of a plain convolution on `h x w`, if the kernel fits.
     pub fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let f = |n: usize, k: usize, s: usize, p: usize| (n + 2 * p).checked_sub(k).map(|d| d / s + 1);
-        Some((f(h, self.kernel.0, self.stride.0, self.pad.0)?, f(w, self.kernel.1, self.stride.1, self.pad.1)?))
+        let f =
+            |n: usize, k: usize, s: usize, p: usize| (n + 2 * p).checked_sub(k).map(|d| d / s + 1);
+        Some((
+            f(h, self.kernel.0, self.stride.0, self.pad.0)?,
+            f(w, self.kernel.1, self.stride.1, self.pad.1)?,
+        ))
     }
 
     /// Output size of a transposed convolution on `h x w`:
     /// `s * (n - 1) + output_padding + k - 2 * pad`, if positive.
     pub fn conv_transpose_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
         let f = |n: usize, k: usize, s: usize, p: usize, op: usize| {
-            (s * n.checked_sub(1)? + op + k).checked_sub(2 * p).filter(|&o| o > 0)
+            (s * n.checked_sub(1)? + op + k)
+                .checked_sub(2 * p)
+                .filter(|&o| o > 0)
         };
         Some((
-            f(h, self.kernel.0, self.stride.0, self.pad.0, self.output_padding.0)?,
-            f(w, self.kernel.1, self.stride.1, self.pad.1, self.output_padding.1)?,
+            f(
+                h,
+                self.kernel.0,
+                self.stride.0,
+                self.pad.0,
+                self.output_padding.0,
+            )?,
+            f(
+                w,
+                self.kernel.1,
+                self.stride.1,
+                self.pad.1,
+                self.output_padding.1,
+            )?,
         ))
     }
 
@@ -74,7 +92,11 @@ impl ConvSpec {
                 "output_padding must be smaller than the stride: {self:?}"
             );
         } else {
-            assert_eq!(self.output_padding, (0, 0), "output_padding is only for ConvTranspose2d");
+            assert_eq!(
+                self.output_padding,
+                (0, 0),
+                "output_padding is only for ConvTranspose2d"
+            );
         }
     }
 }
@@ -277,8 +299,15 @@ impl Conv2d {
 
     fn geom(&self, x: &Array4<f32>) -> Geom {
         let (_, c, h, w) = x.dim();
-        assert_eq!(c, self.spec.in_ch, "Conv2d: input has {c} channels, expected {}", self.spec.in_ch);
-        let out = self.spec.conv_out(h, w).unwrap_or_else(|| panic!("Conv2d: kernel does not fit {h}x{w}"));
+        assert_eq!(
+            c, self.spec.in_ch,
+            "Conv2d: input has {c} channels, expected {}",
+            self.spec.in_ch
+        );
+        let out = self
+            .spec
+            .conv_out(h, w)
+            .unwrap_or_else(|| panic!("Conv2d: kernel does not fit {h}x{w}"));
         Geom::new(&self.spec, c, (h, w), out)
     }
 
@@ -291,7 +320,10 @@ impl Conv2d {
         let mut y = Array4::zeros((batch, o, g.oh, g.ow));
         self.cols.resize(k * n, 0.0);
         let w2 = view2(slice(&self.weight), o, k);
-        for (x_b, y_b) in slice(&x).chunks_exact(g.c * g.ih * g.iw).zip(slice_mut(&mut y).chunks_exact_mut(o * n)) {
+        for (x_b, y_b) in slice(&x)
+            .chunks_exact(g.c * g.ih * g.iw)
+            .zip(slice_mut(&mut y).chunks_exact_mut(o * n))
+        {
             im2col(&g, x_b, &mut self.cols);
             add_bias(y_b, self.bias.as_ref(), n);
             // y_b (o, n) += W (o, k) · cols (k, n)
@@ -302,7 +334,8 @@ impl Conv2d {
 
     /// Adds parameter gradients for `d_y` `(batch, out_ch, oh, ow)`; returns `d_x`.
     pub fn backward(&mut self, cache: ConvCache, d_y: &Array4<f32>) -> Array4<f32> {
-        self.backward_inner(cache, d_y, true).expect("input gradient requested")
+        self.backward_inner(cache, d_y, true)
+            .expect("input gradient requested")
     }
 
     /// Adds the parameter gradients only.
@@ -310,7 +343,12 @@ impl Conv2d {
         self.backward_inner(cache, d_y, false);
     }
 
-    fn backward_inner(&mut self, cache: ConvCache, d_y: &Array4<f32>, want_dx: bool) -> Option<Array4<f32>> {
+    fn backward_inner(
+        &mut self,
+        cache: ConvCache,
+        d_y: &Array4<f32>,
+        want_dx: bool,
+    ) -> Option<Array4<f32>> {
         let x = cache.x;
         let g = self.geom(&x);
         let d_y = d_y.as_standard_layout();
@@ -323,7 +361,11 @@ impl Conv2d {
         let w2 = view2(slice(&self.weight), o, k);
         let d_w2 = view2_mut(slice_mut(&mut self.d_weight), o, k);
         let mut d_w2 = d_w2;
-        for (b, (x_b, d_y_b)) in slice(&x).chunks_exact(img).zip(d_y.as_slice().expect("standard").chunks_exact(o * n)).enumerate() {
+        for (b, (x_b, d_y_b)) in slice(&x)
+            .chunks_exact(img)
+            .zip(d_y.as_slice().expect("standard").chunks_exact(o * n))
+            .enumerate()
+        {
             let d_y2 = view2(d_y_b, o, n);
             im2col(&g, x_b, &mut self.cols);
             // d_W (o, k) += d_y_b (o, n) · colsᵀ (n, k)
@@ -332,7 +374,11 @@ impl Conv2d {
             if let Some(d_x) = d_x.as_mut() {
                 // d_cols (k, n) = Wᵀ (k, o) · d_y_b (o, n), scattered back into d_x_b
                 gemm(1.0, w2.t(), d_y2, 0.0, view2_mut(&mut self.d_cols, k, n));
-                col2im(&g, &self.d_cols, &mut slice_mut(d_x)[b * img..(b + 1) * img]);
+                col2im(
+                    &g,
+                    &self.d_cols,
+                    &mut slice_mut(d_x)[b * img..(b + 1) * img],
+                );
             }
         }
         d_x
@@ -398,7 +444,11 @@ impl ConvTranspose2d {
     /// Geometry of the output image seen as the input of the matching convolution.
     fn geom(&self, x: &Array4<f32>) -> Geom {
         let (_, c, h, w) = x.dim();
-        assert_eq!(c, self.spec.in_ch, "ConvTranspose2d: input has {c} channels, expected {}", self.spec.in_ch);
+        assert_eq!(
+            c, self.spec.in_ch,
+            "ConvTranspose2d: input has {c} channels, expected {}",
+            self.spec.in_ch
+        );
         let out = self
             .spec
             .conv_transpose_out(h, w)
@@ -416,9 +466,18 @@ impl ConvTranspose2d {
         let mut y = Array4::zeros((batch, g.c, g.ih, g.iw));
         self.cols.resize(k * n, 0.0);
         let w2 = view2(slice(&self.weight), ci, k);
-        for (x_b, y_b) in slice(&x).chunks_exact(ci * n).zip(slice_mut(&mut y).chunks_exact_mut(out_img)) {
+        for (x_b, y_b) in slice(&x)
+            .chunks_exact(ci * n)
+            .zip(slice_mut(&mut y).chunks_exact_mut(out_img))
+        {
             // cols (k, n) = Wᵀ (k, in) · x_b (in, n)
-            gemm(1.0, w2.t(), view2(x_b, ci, n), 0.0, view2_mut(&mut self.cols, k, n));
+            gemm(
+                1.0,
+                w2.t(),
+                view2(x_b, ci, n),
+                0.0,
+                view2_mut(&mut self.cols, k, n),
+            );
             add_bias(y_b, self.bias.as_ref(), g.ih * g.iw);
             col2im(&g, &self.cols, y_b);
         }
@@ -427,7 +486,8 @@ impl ConvTranspose2d {
 
     /// Adds parameter gradients for `d_y` `(batch, out_ch, oh, ow)`; returns `d_x`.
     pub fn backward(&mut self, cache: ConvCache, d_y: &Array4<f32>) -> Array4<f32> {
-        self.backward_inner(cache, d_y, true).expect("input gradient requested")
+        self.backward_inner(cache, d_y, true)
+            .expect("input gradient requested")
     }
 
     /// Adds the parameter gradients only.
@@ -435,19 +495,32 @@ impl ConvTranspose2d {
         self.backward_inner(cache, d_y, false);
     }
 
-    fn backward_inner(&mut self, cache: ConvCache, d_y: &Array4<f32>, want_dx: bool) -> Option<Array4<f32>> {
+    fn backward_inner(
+        &mut self,
+        cache: ConvCache,
+        d_y: &Array4<f32>,
+        want_dx: bool,
+    ) -> Option<Array4<f32>> {
         let x = cache.x;
         let g = self.geom(&x);
         let d_y = d_y.as_standard_layout();
         let (k, n, ci) = (g.rows(), g.cols(), self.spec.in_ch);
-        assert_eq!(d_y.dim(), (x.dim().0, g.c, g.ih, g.iw), "ConvTranspose2d: d_y shape");
+        assert_eq!(
+            d_y.dim(),
+            (x.dim().0, g.c, g.ih, g.iw),
+            "ConvTranspose2d: d_y shape"
+        );
         let mut d_x = want_dx.then(|| Array4::zeros(x.dim()));
         self.cols.resize(k * n, 0.0);
         let out_img = g.c * g.ih * g.iw;
         let w2 = view2(slice(&self.weight), ci, k);
         let mut d_w2 = view2_mut(slice_mut(&mut self.d_weight), ci, k);
         let d_y_s = d_y.as_slice().expect("standard");
-        for (b, (x_b, d_y_b)) in slice(&x).chunks_exact(ci * n).zip(d_y_s.chunks_exact(out_img)).enumerate() {
+        for (b, (x_b, d_y_b)) in slice(&x)
+            .chunks_exact(ci * n)
+            .zip(d_y_s.chunks_exact(out_img))
+            .enumerate()
+        {
             // d_cols (k, n) = im2col(d_y_b)
             im2col(&g, d_y_b, &mut self.cols);
             let d_cols = view2(&self.cols, k, n);
@@ -480,7 +553,12 @@ mod tests {
     use rand::{RngExt, SeedableRng};
 
     /// Direct convolution, the plain definition.
-    fn conv_ref(spec: &ConvSpec, w: &Array4<f32>, b: Option<&Array1<f32>>, x: &Array4<f32>) -> Array4<f32> {
+    fn conv_ref(
+        spec: &ConvSpec,
+        w: &Array4<f32>,
+        b: Option<&Array1<f32>>,
+        x: &Array4<f32>,
+    ) -> Array4<f32> {
         let (bs, ci, h, wd) = x.dim();
         let (oh, ow) = spec.conv_out(h, wd).unwrap();
         let (kh, kw) = spec.kernel;
@@ -492,7 +570,8 @@ mod tests {
                         let iy = (y * spec.stride.0 + i) as isize - spec.pad.0 as isize;
                         let ix = (xx * spec.stride.1 + j) as isize - spec.pad.1 as isize;
                         if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                            s += f64::from(w[[o, c, i, j]]) * f64::from(x[[n, c, iy as usize, ix as usize]]);
+                            s += f64::from(w[[o, c, i, j]])
+                                * f64::from(x[[n, c, iy as usize, ix as usize]]);
                         }
                     }
                 }
@@ -503,7 +582,12 @@ mod tests {
 
     /// Transposed convolution by its scatter definition: each input adds `x * w` into
     /// output position `y*s - p + i`.
-    fn conv_t_ref(spec: &ConvSpec, w: &Array4<f32>, b: Option<&Array1<f32>>, x: &Array4<f32>) -> Array4<f32> {
+    fn conv_t_ref(
+        spec: &ConvSpec,
+        w: &Array4<f32>,
+        b: Option<&Array1<f32>>,
+        x: &Array4<f32>,
+    ) -> Array4<f32> {
         let (bs, ci, h, wd) = x.dim();
         let (oh, ow) = spec.conv_transpose_out(h, wd).unwrap();
         let mut acc = ndarray::Array4::<f64>::zeros((bs, spec.out_ch, oh, ow));
@@ -519,10 +603,16 @@ mod tests {
                             for i in 0..spec.kernel.0 {
                                 for j in 0..spec.kernel.1 {
                                     let oy = (y * spec.stride.0 + i) as isize - spec.pad.0 as isize;
-                                    let ox = (xx * spec.stride.1 + j) as isize - spec.pad.1 as isize;
-                                    if oy >= 0 && ox >= 0 && (oy as usize) < oh && (ox as usize) < ow {
+                                    let ox =
+                                        (xx * spec.stride.1 + j) as isize - spec.pad.1 as isize;
+                                    if oy >= 0
+                                        && ox >= 0
+                                        && (oy as usize) < oh
+                                        && (ox as usize) < ow
+                                    {
                                         acc[[n, o, oy as usize, ox as usize]] +=
-                                            f64::from(w[[c, o, i, j]]) * f64::from(x[[n, c, y, xx]]);
+                                            f64::from(w[[c, o, i, j]])
+                                                * f64::from(x[[n, c, y, xx]]);
                                     }
                                 }
                             }
@@ -561,8 +651,12 @@ mod tests {
             let h = rng.random_range(1..9usize);
             let w = rng.random_range(1..9usize);
             let bias = rng.random_bool(0.5);
-            let x = Array4::from_shape_fn((2, spec.in_ch, h, w), |_| rng.random_range(-1.0f32..1.0));
-            let plain = ConvSpec { output_padding: (0, 0), ..spec };
+            let x =
+                Array4::from_shape_fn((2, spec.in_ch, h, w), |_| rng.random_range(-1.0f32..1.0));
+            let plain = ConvSpec {
+                output_padding: (0, 0),
+                ..spec
+            };
             if plain.conv_out(h, w).is_some() {
                 let mut conv = Conv2d::new(plain, bias, &mut rng);
                 let want = conv_ref(&plain, &conv.weight, conv.bias.as_ref(), &x);
@@ -595,17 +689,34 @@ mod tests {
         for _ in 0..50 {
             let spec = random_spec(&mut rng);
             let (h, w) = (rng.random_range(1..9usize), rng.random_range(1..9usize));
-            let Some(out) = spec.conv_out(h, w) else { continue };
+            let Some(out) = spec.conv_out(h, w) else {
+                continue;
+            };
             let g = Geom::new(&spec, spec.in_ch, (h, w), out);
-            let a: Vec<f32> = (0..g.c * h * w).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let c: Vec<f32> = (0..g.rows() * g.cols()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let a: Vec<f32> = (0..g.c * h * w)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let c: Vec<f32> = (0..g.rows() * g.cols())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
             let mut cols = vec![f32::NAN; c.len()];
             im2col(&g, &a, &mut cols);
             let mut img = vec![0.0; a.len()];
             col2im(&g, &c, &mut img);
-            let lhs: f64 = cols.iter().zip(&c).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-            let rhs: f64 = a.iter().zip(&img).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-            assert!((lhs - rhs).abs() <= 1e-4 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
+            let lhs: f64 = cols
+                .iter()
+                .zip(&c)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            let rhs: f64 = a
+                .iter()
+                .zip(&img)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            assert!(
+                (lhs - rhs).abs() <= 1e-4 * (1.0 + lhs.abs()),
+                "{lhs} vs {rhs}"
+            );
         }
     }
 }

@@ -81,7 +81,9 @@ impl Activation {
                 }
             }),
             Activation::Tanh => Zip::from(&mut d).and(s).for_each(|d, &y| *d *= 1.0 - y * y),
-            Activation::Sigmoid => Zip::from(&mut d).and(s).for_each(|d, &y| *d *= y * (1.0 - y)),
+            Activation::Sigmoid => Zip::from(&mut d)
+                .and(s)
+                .for_each(|d, &y| *d *= y * (1.0 - y)),
         }
         d
     }
@@ -115,12 +117,20 @@ pub struct DropoutCache {
 impl Dropout {
     /// Dropout with probability `p`.
     pub fn new(p: f32) -> Self {
-        assert!((0.0..=1.0).contains(&p), "dropout probability {p} outside [0, 1]");
+        assert!(
+            (0.0..=1.0).contains(&p),
+            "dropout probability {p} outside [0, 1]"
+        );
         Dropout { p }
     }
 
     /// Draws the mask from `rng` in train mode.
-    pub fn forward<R: Rng + ?Sized>(&self, x: ArrayD<f32>, mode: Mode, rng: &mut R) -> (ArrayD<f32>, DropoutCache) {
+    pub fn forward<R: Rng + ?Sized>(
+        &self,
+        x: ArrayD<f32>,
+        mode: Mode,
+        rng: &mut R,
+    ) -> (ArrayD<f32>, DropoutCache) {
         if mode == Mode::Eval || self.p == 0.0 {
             return (x, DropoutCache { mask: None });
         }
@@ -201,7 +211,11 @@ impl Reshape {
 
 /// Row-major reshape of an owned array (copies only if it is not in standard layout).
 pub(crate) fn reshape(x: ArrayD<f32>, to: &[usize]) -> ArrayD<f32> {
-    let x = if x.is_standard_layout() { x } else { x.as_standard_layout().into_owned() };
+    let x = if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    };
     let from = x.shape().to_vec();
     x.into_shape_with_order(IxDyn(to))
         .unwrap_or_else(|e| panic!("cannot reshape {from:?} to {to:?}: {e}"))

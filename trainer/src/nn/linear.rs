@@ -32,7 +32,11 @@ impl Linear {
     /// i.e. weights and bias uniform in `±1/sqrt(inputs)`).
     pub fn new<R: Rng + ?Sized>(inputs: usize, outputs: usize, bias: bool, rng: &mut R) -> Self {
         let mut l = Self::zeros(inputs, outputs, bias);
-        init::torch_default(l.weight.as_slice_mut().expect("standard layout"), inputs, rng);
+        init::torch_default(
+            l.weight.as_slice_mut().expect("standard layout"),
+            inputs,
+            rng,
+        );
         if let Some(b) = l.bias.as_mut() {
             init::torch_default(b.as_slice_mut().expect("standard layout"), inputs, rng);
         }
@@ -62,10 +66,19 @@ impl Linear {
     /// `x`: `(batch, inputs)` -> `(batch, outputs)`. One sgemm reading `W` transposed in
     /// place; the bias is written first and the product accumulated onto it.
     pub fn forward(&self, x: Array2<f32>) -> (Array2<f32>, LinearCache) {
-        assert_eq!(x.ncols(), self.inputs(), "Linear: input has {} features, expected {}", x.ncols(), self.inputs());
+        assert_eq!(
+            x.ncols(),
+            self.inputs(),
+            "Linear: input has {} features, expected {}",
+            x.ncols(),
+            self.inputs()
+        );
         let batch = x.nrows();
         let mut y = match &self.bias {
-            Some(b) => b.broadcast((batch, self.outputs())).expect("bias broadcasts").to_owned(),
+            Some(b) => b
+                .broadcast((batch, self.outputs()))
+                .expect("bias broadcasts")
+                .to_owned(),
             None => Array2::zeros((batch, self.outputs())),
         };
         gemm(1.0, x.view(), self.weight.t(), 1.0, y.view_mut());
@@ -81,7 +94,11 @@ impl Linear {
 
     /// Adds the parameter gradients only (for a first layer whose input needs no gradient).
     pub fn backward_params(&mut self, cache: LinearCache, d_y: &Array2<f32>) {
-        assert_eq!(d_y.dim(), (cache.x.nrows(), self.outputs()), "Linear: d_y shape");
+        assert_eq!(
+            d_y.dim(),
+            (cache.x.nrows(), self.outputs()),
+            "Linear: d_y shape"
+        );
         // d_W (out, in) += d_yᵀ (out, batch) · x (batch, in)
         gemm(1.0, d_y.t(), cache.x.view(), 1.0, self.d_weight.view_mut());
         if let Some(d_b) = self.d_bias.as_mut() {

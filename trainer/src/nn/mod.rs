@@ -17,7 +17,9 @@ mod linear;
 
 pub use batchnorm::{BatchNorm, BatchNormCache};
 pub use conv::{Conv2d, ConvCache, ConvSpec, ConvTranspose2d};
-pub use elementwise::{sigmoid, Activation, ActivationCache, Dropout, DropoutCache, Reshape, ReshapeCache};
+pub use elementwise::{
+    sigmoid, Activation, ActivationCache, Dropout, DropoutCache, Reshape, ReshapeCache,
+};
 pub use linear::{Linear, LinearCache};
 
 use ndarray::{ArrayD, Dimension, Ix2, Ix4};
@@ -55,8 +57,12 @@ impl<'a> Param<'a> {
         Param {
             name: name.to_string(),
             shape: value.shape().to_vec(),
-            value: value.as_slice_mut().expect("parameters are kept in standard layout"),
-            grad: grad.as_slice_mut().expect("gradients are kept in standard layout"),
+            value: value
+                .as_slice_mut()
+                .expect("parameters are kept in standard layout"),
+            grad: grad
+                .as_slice_mut()
+                .expect("gradients are kept in standard layout"),
         }
     }
 }
@@ -152,12 +158,14 @@ pub enum Cache {
 
 fn into2(x: ArrayD<f32>, op: &str) -> ndarray::Array2<f32> {
     let shape = x.shape().to_vec();
-    x.into_dimensionality::<Ix2>().unwrap_or_else(|_| panic!("{op} needs (batch, features), got {shape:?}"))
+    x.into_dimensionality::<Ix2>()
+        .unwrap_or_else(|_| panic!("{op} needs (batch, features), got {shape:?}"))
 }
 
 fn into4(x: ArrayD<f32>, op: &str) -> ndarray::Array4<f32> {
     let shape = x.shape().to_vec();
-    x.into_dimensionality::<Ix4>().unwrap_or_else(|_| panic!("{op} needs (batch, C, H, W), got {shape:?}"))
+    x.into_dimensionality::<Ix4>()
+        .unwrap_or_else(|_| panic!("{op} needs (batch, C, H, W), got {shape:?}"))
 }
 
 impl Module {
@@ -184,7 +192,12 @@ impl Module {
     /// # Panics
     /// If `x` has the wrong rank or size for the layer (check a model once with
     /// [`Sequential::output_shape`]).
-    pub fn forward<R: Rng + ?Sized>(&mut self, x: ArrayD<f32>, mode: Mode, rng: &mut R) -> (ArrayD<f32>, Cache) {
+    pub fn forward<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayD<f32>,
+        mode: Mode,
+        rng: &mut R,
+    ) -> (ArrayD<f32>, Cache) {
         match self {
             Module::Linear(l) => {
                 let (y, c) = l.forward(into2(x, "Linear"));
@@ -231,7 +244,12 @@ impl Module {
     ///
     /// # Panics
     /// If `cache` does not come from this layer's forward pass.
-    pub fn backward(&mut self, cache: Cache, d_y: ArrayD<f32>, want_dx: bool) -> Option<ArrayD<f32>> {
+    pub fn backward(
+        &mut self,
+        cache: Cache,
+        d_y: ArrayD<f32>,
+        want_dx: bool,
+    ) -> Option<ArrayD<f32>> {
         let mismatch = |kind: &str| -> ! { panic!("{kind}: cache from another layer") };
         match (self, cache) {
             (Module::Linear(l), Cache::Linear(c)) => {
@@ -261,7 +279,9 @@ impl Module {
                     None
                 }
             }
-            (Module::BatchNorm1d(l) | Module::BatchNorm2d(l), Cache::BatchNorm(c)) => Some(l.backward(c, d_y)),
+            (Module::BatchNorm1d(l) | Module::BatchNorm2d(l), Cache::BatchNorm(c)) => {
+                Some(l.backward(c, d_y))
+            }
             (Module::Activation(a), Cache::Activation(c)) => Some(a.backward(c, d_y)),
             (Module::Dropout(d), Cache::Dropout(c)) => Some(d.backward(c, d_y)),
             (Module::Reshape(r), Cache::Reshape(c)) => Some(r.backward(c, d_y)),
@@ -285,7 +305,10 @@ impl Module {
     fn buffers(&self) -> Vec<(&'static str, &ndarray::Array1<f32>)> {
         match self {
             Module::BatchNorm1d(l) | Module::BatchNorm2d(l) => {
-                vec![("running_mean", &l.running_mean), ("running_var", &l.running_var)]
+                vec![
+                    ("running_mean", &l.running_mean),
+                    ("running_var", &l.running_var),
+                ]
             }
             _ => Vec::new(),
         }
@@ -395,7 +418,10 @@ pub struct Sequential {
 impl Sequential {
     /// An empty list with parameter-name prefix `name`.
     pub fn new(name: impl Into<String>) -> Self {
-        Sequential { name: name.into(), layers: Vec::new() }
+        Sequential {
+            name: name.into(),
+            layers: Vec::new(),
+        }
     }
 
     /// Appends a layer named `layer` (builder style).
@@ -418,7 +444,12 @@ impl Sequential {
     }
 
     /// Runs every layer; returns the output and the caches for [`Sequential::backward`].
-    pub fn forward<R: Rng + ?Sized>(&mut self, x: ArrayD<f32>, mode: Mode, rng: &mut R) -> (ArrayD<f32>, Caches) {
+    pub fn forward<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayD<f32>,
+        mode: Mode,
+        rng: &mut R,
+    ) -> (ArrayD<f32>, Caches) {
         let mut caches = Vec::with_capacity(self.layers.len());
         let mut h = x;
         for (_, m) in &mut self.layers {
@@ -443,7 +474,8 @@ impl Sequential {
     /// Consumes the caches of one forward pass: adds every parameter gradient and returns
     /// the gradient with respect to the input.
     pub fn backward(&mut self, caches: Caches, d_y: ArrayD<f32>) -> ArrayD<f32> {
-        self.backward_inner(caches, d_y, true).expect("input gradient requested")
+        self.backward_inner(caches, d_y, true)
+            .expect("input gradient requested")
     }
 
     /// As [`Sequential::backward`] but skips the input gradient of the first layer (the
@@ -452,11 +484,18 @@ impl Sequential {
         self.backward_inner(caches, d_y, false);
     }
 
-    fn backward_inner(&mut self, caches: Caches, d_y: ArrayD<f32>, want_dx: bool) -> Option<ArrayD<f32>> {
+    fn backward_inner(
+        &mut self,
+        caches: Caches,
+        d_y: ArrayD<f32>,
+        want_dx: bool,
+    ) -> Option<ArrayD<f32>> {
         assert_eq!(caches.len(), self.layers.len(), "caches from another model");
         let mut d = Some(d_y);
         for (i, ((_, m), c)) in self.layers.iter_mut().zip(caches).enumerate().rev() {
-            let d_y = d.take().expect("every later layer returned its input gradient");
+            let d_y = d
+                .take()
+                .expect("every later layer returned its input gradient");
             d = m.backward(c, d_y, want_dx || i > 0);
         }
         d
@@ -498,7 +537,11 @@ impl Sequential {
         for (layer, m) in &self.layers {
             let tensors: Vec<(&str, &[usize], &[f32])> = match m {
                 Module::Linear(l) => {
-                    let mut v = vec![("weight", l.weight.shape(), l.weight.as_slice().expect("standard"))];
+                    let mut v = vec![(
+                        "weight",
+                        l.weight.shape(),
+                        l.weight.as_slice().expect("standard"),
+                    )];
                     if let Some(b) = &l.bias {
                         v.push(("bias", b.shape(), b.as_slice().expect("standard")));
                     }
@@ -507,13 +550,21 @@ impl Sequential {
                 Module::Conv2d(l) => conv_state(&l.weight, l.bias.as_ref()),
                 Module::ConvTranspose2d(l) => conv_state(&l.weight, l.bias.as_ref()),
                 Module::BatchNorm1d(l) | Module::BatchNorm2d(l) => vec![
-                    ("weight", l.gamma.shape(), l.gamma.as_slice().expect("standard")),
+                    (
+                        "weight",
+                        l.gamma.shape(),
+                        l.gamma.as_slice().expect("standard"),
+                    ),
                     ("bias", l.beta.shape(), l.beta.as_slice().expect("standard")),
                 ],
                 _ => Vec::new(),
             };
             for (local, shape, data) in tensors {
-                out.push(TensorRef { name: self.full_name(layer, local), shape: shape.to_vec(), data });
+                out.push(TensorRef {
+                    name: self.full_name(layer, local),
+                    shape: shape.to_vec(),
+                    data,
+                });
             }
             for (local, b) in m.buffers() {
                 out.push(TensorRef {
@@ -556,7 +607,11 @@ impl Sequential {
                 }
                 other => {
                     for p in other.parameters() {
-                        out.push(TensorMut { name: full(layer, &p.name), shape: p.shape, data: p.value });
+                        out.push(TensorMut {
+                            name: full(layer, &p.name),
+                            shape: p.shape,
+                            data: p.value,
+                        });
                     }
                 }
             }
@@ -581,7 +636,11 @@ impl Sequential {
     /// `input` is one sample's input shape (`Shape::flat(latent)` for a generator).
     pub fn to_graph(&self, part: Part, input: Shape) -> Result<Graph, NnError> {
         let mut layers: Vec<Layer> = Vec::new();
-        let mut shape: Vec<usize> = if input.h == 1 && input.w == 1 { vec![input.c] } else { vec![input.c, input.h, input.w] };
+        let mut shape: Vec<usize> = if input.h == 1 && input.w == 1 {
+            vec![input.c]
+        } else {
+            vec![input.c, input.h, input.w]
+        };
         // Whether the last lowered layer is one a following BatchNorm may fold into.
         let mut foldable = false;
         for (name, m) in &self.layers {
@@ -591,15 +650,26 @@ impl Sequential {
                     inputs: l.inputs(),
                     outputs: l.outputs(),
                     weight: l.weight.iter().copied().collect(),
-                    bias: l.bias.as_ref().map_or_else(|| vec![0.0; l.outputs()], |b| b.to_vec()),
+                    bias: l
+                        .bias
+                        .as_ref()
+                        .map_or_else(|| vec![0.0; l.outputs()], |b| b.to_vec()),
                 }),
-                Module::Conv2d(l) => Some(Layer::Conv2d(export_conv(&l.spec, &l.weight, l.bias.as_ref()))),
-                Module::ConvTranspose2d(l) => {
-                    Some(Layer::ConvTranspose2d(export_conv(&l.spec, &l.weight, l.bias.as_ref())))
-                }
+                Module::Conv2d(l) => Some(Layer::Conv2d(export_conv(
+                    &l.spec,
+                    &l.weight,
+                    l.bias.as_ref(),
+                ))),
+                Module::ConvTranspose2d(l) => Some(Layer::ConvTranspose2d(export_conv(
+                    &l.spec,
+                    &l.weight,
+                    l.bias.as_ref(),
+                ))),
                 Module::BatchNorm1d(bn) | Module::BatchNorm2d(bn) => {
                     let prev = layers.last_mut().filter(|_| foldable);
-                    let prev = prev.ok_or_else(|| NnError::UnfoldableBatchNorm { layer: name.clone() })?;
+                    let prev = prev.ok_or_else(|| NnError::UnfoldableBatchNorm {
+                        layer: name.clone(),
+                    })?;
                     fold_batchnorm(prev, bn);
                     None
                 }
@@ -614,7 +684,10 @@ impl Sequential {
                 }),
             };
             if let Some(l) = lowered {
-                foldable = matches!(l, Layer::Dense { .. } | Layer::Conv2d(_) | Layer::ConvTranspose2d(_));
+                foldable = matches!(
+                    l,
+                    Layer::Dense { .. } | Layer::Conv2d(_) | Layer::ConvTranspose2d(_)
+                );
                 layers.push(l);
             } else if matches!(m, Module::Dropout(_)) {
                 // A BatchNorm after dropout would fold across it: not the same function in
@@ -624,13 +697,20 @@ impl Sequential {
             }
             shape = next;
         }
-        let graph = Graph { part, input, layers };
+        let graph = Graph {
+            part,
+            input,
+            layers,
+        };
         graph.validate()?;
         Ok(graph)
     }
 }
 
-fn conv_state<'a>(w: &'a ndarray::Array4<f32>, b: Option<&'a ndarray::Array1<f32>>) -> Vec<(&'static str, &'a [usize], &'a [f32])> {
+fn conv_state<'a>(
+    w: &'a ndarray::Array4<f32>,
+    b: Option<&'a ndarray::Array1<f32>>,
+) -> Vec<(&'static str, &'a [usize], &'a [f32])> {
     let mut v = vec![("weight", w.shape(), w.as_slice().expect("standard"))];
     if let Some(b) = b {
         v.push(("bias", b.shape(), b.as_slice().expect("standard")));
@@ -638,7 +718,11 @@ fn conv_state<'a>(w: &'a ndarray::Array4<f32>, b: Option<&'a ndarray::Array1<f32
     v
 }
 
-fn export_conv(spec: &ConvSpec, w: &ndarray::Array4<f32>, b: Option<&ndarray::Array1<f32>>) -> tinygen_export::Conv {
+fn export_conv(
+    spec: &ConvSpec,
+    w: &ndarray::Array4<f32>,
+    b: Option<&ndarray::Array1<f32>>,
+) -> tinygen_export::Conv {
     tinygen_export::Conv {
         in_ch: spec.in_ch,
         out_ch: spec.out_ch,
@@ -655,9 +739,15 @@ fn export_conv(spec: &ConvSpec, w: &ndarray::Array4<f32>, b: Option<&ndarray::Ar
 /// each output channel and sets `b' = scale * b + shift`.
 fn fold_batchnorm(prev: &mut Layer, bn: &BatchNorm) {
     let (scale, shift) = bn.eval_affine();
-    let (weight, bias, out_axis_blocks): (&mut Vec<f32>, &mut Vec<f32>, (usize, usize)) = match prev {
+    let (weight, bias, out_axis_blocks): (&mut Vec<f32>, &mut Vec<f32>, (usize, usize)) = match prev
+    {
         // [out, in]: output channel o owns the contiguous row o.
-        Layer::Dense { inputs, weight, bias, .. } => {
+        Layer::Dense {
+            inputs,
+            weight,
+            bias,
+            ..
+        } => {
             let inner = *inputs;
             (weight, bias, (1, inner))
         }
@@ -684,3 +774,6 @@ fn fold_batchnorm(prev: &mut Layer, bn: &BatchNorm) {
         *b = s * *b + t;
     }
 }
+
+#[cfg(test)]
+mod export_tests;
