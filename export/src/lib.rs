@@ -3,5 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod graph;
+pub mod quant;
+pub mod tgm;
 
 pub use graph::{Conv, Graph, GraphError, Layer, OutputRange, Part, Shape};
