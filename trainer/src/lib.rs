@@ -8,3 +8,5 @@ pub mod init;
 pub mod loss;
 pub mod nn;
 pub mod optim;
+pub mod models;
+pub mod train;

@@ -1,0 +1,3 @@
+//! Subcommands of the `tinygen` command line, one module each; `main` dispatches to
+//! `cli::<command>::run(args)`.
+pub mod train;
