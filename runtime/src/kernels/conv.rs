@@ -207,15 +207,22 @@ pub(crate) fn conv_transpose2d<M: Mac>(
     }
 }
 
-/// Stack buffer of the f32 transposed convolution: `taps × pixels` partial products.
-const COLS: usize = 512;
+/// Rows of the f32 transposed-convolution micro-tile: consecutive `(output channel, tap)`
+/// pairs (one output channel of a 4x4 kernel). Four SSE / NEON vectors, two AVX vectors.
+const MR: usize = 16;
+/// Columns of the micro-tile: input pixels sharing each loaded weight vector.
+const NR: usize = 2;
 
-/// f32 ConvTranspose2d for speed: per output channel, `cols[t][p] = Σ_ic w[ic, oc, t] ·
-/// x[ic, p]` over a chunk of input pixels `p` (contiguous `axpy` over the input plane, the
-/// longest contiguous run this layout has), then each `cols[t][p]` is added to the one output
-/// it reaches. The output plane, initialised to the bias, is the only accumulator: no buffer
-/// beyond [`COLS`] floats on the stack. Falls back to the phase gather when one chunk cannot
-/// hold all taps of a pixel.
+/// f32 ConvTranspose2d for speed, as a GEMM followed by a scatter ("col2im").
+///
+/// With the weights in their `[in_ch, out_ch·taps]` layout (row `ic` is contiguous over
+/// `m = oc·taps + t`) and the input as `[in_ch, pixels]`, `C[m][p] = Σ_ic W[ic][m] · X[ic][p]`
+/// is a plain matrix product. It is computed in register tiles of [`MR`] rows × [`NR`] pixels
+/// (12 vector accumulators on SSE / NEON, each weight vector loaded once for [`NR`] pixels),
+/// and each finished tile is added at once to the outputs it reaches (`oy = iy·s + ky - pad`,
+/// likewise `ox`; taps landing in the padding are dropped). The output, set to the bias first,
+/// is the only accumulator. Stack: one tile (`MR·NR` f32, 192 bytes) and a table of [`MR`]
+/// output offsets (`3·MR` words).
 pub(crate) fn conv_transpose2d_f32_cols(
     g: &ConvGeom,
     w: &[f32],
@@ -224,54 +231,124 @@ pub(crate) fn conv_transpose2d_f32_cols(
     y: &mut [f32],
 ) {
     let Some(sz) = Sizes::of(g) else { return };
-    let taps = g.k_h * g.k_w;
-    if sz.out_plane == 0 || sz.in_plane == 0 || taps == 0 || taps > COLS {
-        conv_transpose2d(&super::F32Mac, g, w, b, x, y);
+    if sz.out_plane == 0 {
         return;
     }
-    let chunk = COLS / taps; // pixels per chunk, >= 1
-    let mut buf = [0.0f32; COLS];
-    for ((oc, yc), &bias) in y.chunks_exact_mut(sz.out_plane).enumerate().zip(b) {
+    // No overflow: `Sizes::of` checked `taps·in_ch·out_ch`.
+    let taps = g.k_h * g.k_w;
+    let m_total = g.out_ch * taps;
+    for (yc, &bias) in y.chunks_exact_mut(sz.out_plane).zip(b).take(g.out_ch) {
         yc.fill(bias);
+    }
+    if m_total == 0 || sz.in_plane == 0 {
+        return;
+    }
+    // Only the channels with a bias are written, as in the reference.
+    let n_oc = b.len().min(g.out_ch);
+    let mut m0 = 0;
+    while m0 < m_total {
+        let mr = MR.min(m_total - m0);
+        // (oc·out_plane + ky·out_w + kx, ky, kx) of each row of the tile; rows of channels
+        // without a bias get ky = out_h + pad_h, which never lands in the output (and
+        // `iy·s + ky` stays in range by `Sizes::of`).
+        let never = g.out_h + g.pad_h;
+        let mut tab = [(0usize, never, 0usize); MR];
+        for (i, e) in tab.iter_mut().take(mr).enumerate() {
+            let m = m0 + i;
+            let (oc, t) = (m / taps, m % taps);
+            let (ky, kx) = (t / g.k_w, t % g.k_w);
+            if oc < n_oc {
+                *e = (oc * sz.out_plane + ky * g.out_w + kx, ky, kx);
+            }
+        }
+        let w_rows = w.get(m0..).unwrap_or_default().chunks(m_total);
         let mut p0 = 0;
         while p0 < sz.in_plane {
-            let n = chunk.min(sz.in_plane - p0);
-            let cols = buf.get_mut(..taps * n).unwrap_or_default();
-            cols.fill(0.0);
-            for ic in 0..g.in_ch {
-                let xo = ic * sz.in_plane + p0;
-                let wo = (ic * g.out_ch + oc) * taps;
-                let (Some(xs), Some(ws)) = (x.get(xo..xo + n), w.get(wo..wo + taps)) else {
-                    continue;
-                };
-                for (row, &wv) in cols.chunks_exact_mut(n).zip(ws) {
-                    for (c, &xv) in row.iter_mut().zip(xs) {
-                        *c += wv * xv;
-                    }
+            let nr = NR.min(sz.in_plane - p0);
+            let x_rows = x.get(p0..).unwrap_or_default().chunks(sz.in_plane);
+            let acc = if mr == MR && nr == NR {
+                tile_full(w_rows.clone(), x_rows)
+            } else {
+                tile_edge(w_rows.clone(), x_rows, mr, nr)
+            };
+            scatter(g, &tab, &acc, p0, nr, y);
+            p0 += nr;
+        }
+        m0 += mr;
+    }
+}
+
+/// One full tile: `acc[j][i] = Σ_ic W[ic][m0 + i] · X[ic][p0 + j]`; `w_rows` and `x_rows`
+/// start at `m0` and `p0` of each input channel's row.
+#[inline(always)]
+fn tile_full<'a>(
+    w_rows: core::slice::Chunks<'a, f32>,
+    x_rows: core::slice::Chunks<'a, f32>,
+) -> [[f32; MR]; NR] {
+    let mut acc = [[0.0f32; MR]; NR];
+    for (wr, xr) in w_rows.zip(x_rows) {
+        let (Some(wv), Some(xv)) = (wr.first_chunk::<MR>(), xr.first_chunk::<NR>()) else {
+            break;
+        };
+        for (a, &xj) in acc.iter_mut().zip(xv) {
+            for (ai, &wi) in a.iter_mut().zip(wv) {
+                *ai += wi * xj;
+            }
+        }
+    }
+    acc
+}
+
+/// A partial tile (`mr <= MR` rows, `nr <= NR` pixels); the rest of `acc` stays 0.
+fn tile_edge<'a>(
+    w_rows: core::slice::Chunks<'a, f32>,
+    x_rows: core::slice::Chunks<'a, f32>,
+    mr: usize,
+    nr: usize,
+) -> [[f32; MR]; NR] {
+    let mut acc = [[0.0f32; MR]; NR];
+    for (wr, xr) in w_rows.zip(x_rows) {
+        let (Some(wv), Some(xv)) = (wr.get(..mr), xr.get(..nr)) else {
+            break;
+        };
+        for (a, &xj) in acc.iter_mut().zip(xv) {
+            for (ai, &wi) in a.iter_mut().zip(wv) {
+                *ai += wi * xj;
+            }
+        }
+    }
+    acc
+}
+
+/// Adds tile `acc` (pixels `p0..p0 + nr`, rows described by `tab`) to the outputs it reaches.
+#[inline(always)]
+fn scatter(
+    g: &ConvGeom,
+    tab: &[(usize, usize, usize); MR],
+    acc: &[[f32; MR]; NR],
+    p0: usize,
+    nr: usize,
+    y: &mut [f32],
+) {
+    let (mut iy, mut ix) = (p0 / g.in_w, p0 % g.in_w);
+    for a in acc.iter().take(nr) {
+        // Output row oy = by + ky - pad_h, column ox = bx + kx - pad_w.
+        let (by, bx) = (iy * g.stride_h, ix * g.stride_w);
+        // Index of (by - pad_h, bx - pad_w), wrapping; only used when the output is inside.
+        let base = (by * g.out_w + bx).wrapping_sub(g.pad_h * g.out_w + g.pad_w);
+        for (&(off, ky, kx), &v) in tab.iter().zip(a) {
+            let oy = (by + ky).wrapping_sub(g.pad_h);
+            let ox = (bx + kx).wrapping_sub(g.pad_w);
+            if oy < g.out_h && ox < g.out_w {
+                if let Some(t) = y.get_mut(base.wrapping_add(off)) {
+                    *t += v;
                 }
             }
-            // Add each partial product to its output: oy = iy·s + ky - pad, likewise ox.
-            for (t, row) in cols.chunks_exact(n).enumerate() {
-                let (ky, kx) = (t / g.k_w, t % g.k_w);
-                let (mut iy, mut ix) = (p0 / g.in_w, p0 % g.in_w);
-                for &c in row {
-                    let oy = (iy * g.stride_h + ky).checked_sub(g.pad_h);
-                    let ox = (ix * g.stride_w + kx).checked_sub(g.pad_w);
-                    if let (Some(oy), Some(ox)) = (oy, ox) {
-                        if oy < g.out_h && ox < g.out_w {
-                            if let Some(v) = yc.get_mut(oy * g.out_w + ox) {
-                                *v += c;
-                            }
-                        }
-                    }
-                    ix += 1;
-                    if ix == g.in_w {
-                        ix = 0;
-                        iy += 1;
-                    }
-                }
-            }
-            p0 += n;
+        }
+        ix += 1;
+        if ix == g.in_w {
+            ix = 0;
+            iy += 1;
         }
     }
 }
