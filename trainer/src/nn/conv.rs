@@ -150,6 +150,15 @@ impl Geom {
     }
 }
 
+/// The output positions `lo..hi` (of `n_out`) whose input index `o*s + k - p` lies in `0..n_in`.
+#[inline]
+fn valid_range(n_out: usize, k: usize, s: usize, p: usize, n_in: usize) -> (usize, usize) {
+    let lo = p.saturating_sub(k).div_ceil(s).min(n_out);
+    // o*s + k < n_in + p  <=>  o < ceil((n_in + p - k) / s)
+    let hi = (n_in + p).saturating_sub(k).div_ceil(s).min(n_out);
+    (lo, hi.max(lo))
+}
+
 /// `cols[(c, i, j), (y, x)] = img[c, y*sh + i - ph, x*sw + j - pw]` (zero outside).
 fn im2col(g: &Geom, img: &[f32], cols: &mut [f32]) {
     debug_assert_eq!(img.len(), g.c * g.ih * g.iw);
@@ -160,13 +169,22 @@ fn im2col(g: &Geom, img: &[f32], cols: &mut [f32]) {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = rows.next().expect("row count matches");
+                let (lo, hi) = valid_range(g.ow, j, g.sw, g.pw, g.iw);
                 for (oy, seg) in row.chunks_exact_mut(g.ow).enumerate() {
                     match Geom::src(oy, i, g.sh, g.ph, g.ih) {
                         None => seg.fill(0.0),
                         Some(iy) => {
                             let line = &plane[iy * g.iw..(iy + 1) * g.iw];
-                            for (ox, v) in seg.iter_mut().enumerate() {
-                                *v = Geom::src(ox, j, g.sw, g.pw, g.iw).map_or(0.0, |ix| line[ix]);
+                            seg[..lo].fill(0.0);
+                            seg[hi..].fill(0.0);
+                            if lo == hi {
+                                continue;
+                            }
+                            // ix = ox*sw + j - pw for ox in lo..hi, all inside the line.
+                            let start = lo * g.sw + j - g.pw;
+                            let src = line[start..].iter().step_by(g.sw);
+                            for (v, &x) in seg[lo..hi].iter_mut().zip(src) {
+                                *v = x;
                             }
                         }
                     }
@@ -186,13 +204,14 @@ fn col2im(g: &Geom, cols: &[f32], img: &mut [f32]) {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = rows.next().expect("row count matches");
+                let (lo, hi) = valid_range(g.ow, j, g.sw, g.pw, g.iw);
                 for (oy, seg) in row.chunks_exact(g.ow).enumerate() {
-                    if let Some(iy) = Geom::src(oy, i, g.sh, g.ph, g.ih) {
+                    if let Some(iy) = Geom::src(oy, i, g.sh, g.ph, g.ih).filter(|_| lo < hi) {
                         let line = &mut plane[iy * g.iw..(iy + 1) * g.iw];
-                        for (ox, &v) in seg.iter().enumerate() {
-                            if let Some(ix) = Geom::src(ox, j, g.sw, g.pw, g.iw) {
-                                line[ix] += v;
-                            }
+                        let start = lo * g.sw + j - g.pw;
+                        let dst = line[start..].iter_mut().step_by(g.sw);
+                        for (d, &v) in dst.zip(&seg[lo..hi]) {
+                            *d += v;
                         }
                     }
                 }
