@@ -261,6 +261,7 @@ pub(crate) fn conv_transpose2d_f32_cols(
                 *e = (oc * sz.out_plane + ky * g.out_w + kx, ky, kx);
             }
         }
+        let all_rows = mr == MR && m0 + MR <= n_oc * taps;
         let w_rows = w.get(m0..).unwrap_or_default().chunks(m_total);
         let mut p0 = 0;
         while p0 < sz.in_plane {
@@ -271,7 +272,7 @@ pub(crate) fn conv_transpose2d_f32_cols(
             } else {
                 tile_edge(w_rows.clone(), x_rows, mr, nr)
             };
-            scatter(g, &tab, &acc, p0, nr, y);
+            scatter(g, &tab, &acc, p0, nr, all_rows, y);
             p0 += nr;
         }
         m0 += mr;
@@ -321,6 +322,8 @@ fn tile_edge<'a>(
 }
 
 /// Adds tile `acc` (pixels `p0..p0 + nr`, rows described by `tab`) to the outputs it reaches.
+/// `all_rows` says every row of the tile belongs to a written channel, so a pixel whose whole
+/// kernel footprint lies inside the output needs no per-tap test.
 #[inline(always)]
 fn scatter(
     g: &ConvGeom,
@@ -328,6 +331,7 @@ fn scatter(
     acc: &[[f32; MR]; NR],
     p0: usize,
     nr: usize,
+    all_rows: bool,
     y: &mut [f32],
 ) {
     let (mut iy, mut ix) = (p0 / g.in_w, p0 % g.in_w);
@@ -336,12 +340,24 @@ fn scatter(
         let (by, bx) = (iy * g.stride_h, ix * g.stride_w);
         // Index of (by - pad_h, bx - pad_w), wrapping; only used when the output is inside.
         let base = (by * g.out_w + bx).wrapping_sub(g.pad_h * g.out_w + g.pad_w);
-        for (&(off, ky, kx), &v) in tab.iter().zip(a) {
-            let oy = (by + ky).wrapping_sub(g.pad_h);
-            let ox = (bx + kx).wrapping_sub(g.pad_w);
-            if oy < g.out_h && ox < g.out_w {
+        let inside = by >= g.pad_h
+            && bx >= g.pad_w
+            && by + g.k_h <= g.out_h + g.pad_h
+            && bx + g.k_w <= g.out_w + g.pad_w;
+        if all_rows && inside {
+            for (&(off, _, _), &v) in tab.iter().zip(a) {
                 if let Some(t) = y.get_mut(base.wrapping_add(off)) {
                     *t += v;
+                }
+            }
+        } else {
+            for (&(off, ky, kx), &v) in tab.iter().zip(a) {
+                let oy = (by + ky).wrapping_sub(g.pad_h);
+                let ox = (bx + kx).wrapping_sub(g.pad_w);
+                if oy < g.out_h && ox < g.out_w {
+                    if let Some(t) = y.get_mut(base.wrapping_add(off)) {
+                        *t += v;
+                    }
                 }
             }
         }

@@ -188,3 +188,18 @@ pub(crate) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut 
         *yo = v;
     }
 }
+
+/// ReLU in place, as a select the compiler vectorises (the reference's conditional store does
+/// not vectorise). Same values bit for bit: `-0.0` and NaN pass through unchanged.
+pub(crate) fn relu_f32(x: &mut [f32]) {
+    for v in x {
+        *v = if *v < 0.0 { 0.0 } else { *v };
+    }
+}
+
+/// LeakyReLU in place, as a select (same values bit for bit as the reference).
+pub(crate) fn leaky_relu_f32(x: &mut [f32], alpha: f32) {
+    for v in x {
+        *v = if *v < 0.0 { *v * alpha } else { *v };
+    }
+}

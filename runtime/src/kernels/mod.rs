@@ -243,11 +243,11 @@ pub fn conv_transpose2d_i8(
 
 /// Elementwise activations in place, f32.
 pub fn relu_f32(x: &mut [f32]) {
-    reference::relu_f32(x);
+    dense::relu_f32(x);
 }
 /// LeakyReLU in place.
 pub fn leaky_relu_f32(x: &mut [f32], alpha: f32) {
-    reference::leaky_relu_f32(x, alpha);
+    dense::leaky_relu_f32(x, alpha);
 }
 /// tanh in place (libm).
 pub fn tanh_f32(x: &mut [f32]) {
