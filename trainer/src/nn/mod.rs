@@ -9,6 +9,31 @@
 //! Tensors are `ndarray` arrays of f32 in standard (row-major) layout: `(batch, features)`
 //! for dense data and `(batch, C, H, W)` for images. [`Sequential`] passes them as
 //! [`ArrayD`] and each layer checks the rank it needs.
+//!
+//! ```
+//! use ndarray::Array2;
+//! use rand::{rngs::StdRng, SeedableRng};
+//! use tinygen_trainer::loss::{bce_with_logits, Reduction};
+//! use tinygen_trainer::nn::{Activation, Linear, Mode, Sequential};
+//! use tinygen_trainer::optim::{Adam, Optimizer};
+//!
+//! let mut rng = StdRng::seed_from_u64(0);
+//! let mut dec = Sequential::new("dec")
+//!     .with("fc1", Linear::new(20, 400, true, &mut rng))
+//!     .with("act1", Activation::Relu)
+//!     .with("fc2", Linear::new(400, 784, true, &mut rng));
+//! let mut opt = Adam::new(1e-3);
+//! let z = Array2::<f32>::zeros((8, 20));
+//! let target = Array2::<f32>::from_elem((8, 784), 0.5);
+//!
+//! dec.zero_grad();
+//! let (logits, caches) = dec.forward(z.into_dyn(), Mode::Train, &mut rng);
+//! let logits = logits.into_dimensionality::<ndarray::Ix2>().unwrap();
+//! let (loss, d_logits) = bce_with_logits(logits.view(), target.view(), Reduction::BatchMean);
+//! let d_z = dec.backward(caches, d_logits.into_dyn()); // (8, 20), for the encoder
+//! opt.step(&mut dec.parameters()).unwrap();
+//! assert!(loss > 0.0 && d_z.shape() == [8, 20]);
+//! ```
 
 mod batchnorm;
 mod conv;
