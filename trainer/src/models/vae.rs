@@ -155,6 +155,11 @@ impl Vae {
         (to_flat(y), c)
     }
 
+    /// `(batch, pixels)` in the decoder's output shape (`(batch, 1, h, w)` for `vae-conv`).
+    pub(super) fn image_shaped(&self, d: Array2<f32>) -> ndarray::ArrayD<f32> {
+        to_input(d, self.conv(), self.cfg.height, self.cfg.width)
+    }
+
     /// Backward of the encoder given the gradient at `z` plus the KL term; steps nothing.
     pub(super) fn encoder_backward(
         &mut self,
@@ -189,7 +194,7 @@ impl Vae {
         let w = self.kl_weight(info.epoch_progress);
         let losses = Losses::new(NAMES, &[recon + f64::from(w) * kl.value, recon, kl.value]);
         losses.check()?;
-        let d_z = to_flat(self.dec.backward(dec_c, d_logits.into_dyn()));
+        let d_z = to_flat(self.dec.backward(dec_c, self.image_shaped(d_logits)));
         self.encoder_backward(enc_c, &d_z, &eps, &std, &kl, w);
         self.step_optimizers();
         Ok(losses)

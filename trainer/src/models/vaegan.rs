@@ -86,8 +86,8 @@ impl VaeGan {
         add_through_sigmoid(&mut d_logits, d_img.slice(s![..b, ..]), &x_rec, cfg.adv_weight);
         let mut d_logits_p = Array2::zeros(logits_p.dim());
         add_through_sigmoid(&mut d_logits_p, d_img.slice(s![b.., ..]), &x_p, cfg.adv_weight);
-        let d_z = to_flat(self.vae.dec.backward(dec_c, d_logits.into_dyn()));
-        self.vae.dec.backward_params(dec_cp, d_logits_p.into_dyn());
+        let d_z = to_flat(self.vae.dec.backward(dec_c, self.vae.image_shaped(d_logits)));
+        self.vae.dec.backward_params(dec_cp, self.vae.image_shaped(d_logits_p));
         self.vae.encoder_backward(enc_c, &d_z, &eps, &std, &kl, w);
         self.vae.step_optimizers();
         Ok(losses)
