@@ -212,17 +212,26 @@ pub(crate) fn conv_transpose2d<M: Mac>(
 const MR: usize = 16;
 /// Columns of the micro-tile: input pixels sharing each loaded weight vector.
 const NR: usize = 2;
+/// Input channels per packed weight block (`KC·MR` f32 on the stack: 4 KiB on 64-bit hosts,
+/// 1 KiB on 32-bit microcontrollers).
+#[cfg(target_pointer_width = "64")]
+const KC: usize = 64;
+/// See above.
+#[cfg(not(target_pointer_width = "64"))]
+const KC: usize = 16;
 
 /// f32 ConvTranspose2d for speed, as a GEMM followed by a scatter ("col2im").
 ///
 /// With the weights in their `[in_ch, out_ch·taps]` layout (row `ic` is contiguous over
 /// `m = oc·taps + t`) and the input as `[in_ch, pixels]`, `C[m][p] = Σ_ic W[ic][m] · X[ic][p]`
-/// is a plain matrix product. It is computed in register tiles of [`MR`] rows × [`NR`] pixels
-/// (12 vector accumulators on SSE / NEON, each weight vector loaded once for [`NR`] pixels),
-/// and each finished tile is added at once to the outputs it reaches (`oy = iy·s + ky - pad`,
-/// likewise `ox`; taps landing in the padding are dropped). The output, set to the bias first,
-/// is the only accumulator. Stack: one tile (`MR·NR` f32, 192 bytes) and a table of [`MR`]
-/// output offsets (`3·MR` words).
+/// is a plain matrix product. A block of [`MR`] rows × [`KC`] input channels of `W` is first
+/// copied to the stack (the rows are `out_ch·taps` floats apart, a power of two in typical
+/// models, so reading them in place maps them all to a few cache sets), then the product is
+/// computed in register tiles of [`MR`] rows × [`NR`] pixels (8 vector accumulators on SSE /
+/// NEON), and each finished tile is added at once to the outputs it reaches
+/// (`oy = iy·s + ky - pad`, likewise `ox`; taps landing in the padding are dropped). The
+/// output, set to the bias first, is the only accumulator. Stack: the packed block
+/// (`KC·MR` f32), one tile and a table of [`MR`] output offsets.
 pub(crate) fn conv_transpose2d_f32_cols(
     g: &ConvGeom,
     w: &[f32],
@@ -245,6 +254,7 @@ pub(crate) fn conv_transpose2d_f32_cols(
     }
     // Only the channels with a bias are written, as in the reference.
     let n_oc = b.len().min(g.out_ch);
+    let mut pack = [[0.0f32; MR]; KC];
     let mut m0 = 0;
     while m0 < m_total {
         let mr = MR.min(m_total - m0);
@@ -262,33 +272,44 @@ pub(crate) fn conv_transpose2d_f32_cols(
             }
         }
         let all_rows = mr == MR && m0 + MR <= n_oc * taps;
-        let w_rows = w.get(m0..).unwrap_or_default().chunks(m_total);
-        let mut p0 = 0;
-        while p0 < sz.in_plane {
-            let nr = NR.min(sz.in_plane - p0);
-            let x_rows = x.get(p0..).unwrap_or_default().chunks(sz.in_plane);
-            let acc = if mr == MR && nr == NR {
-                tile_full(w_rows.clone(), x_rows)
-            } else {
-                tile_edge(w_rows.clone(), x_rows, mr, nr)
-            };
-            scatter(g, &tab, &acc, p0, nr, all_rows, y);
-            p0 += nr;
+        let mut ic0 = 0;
+        while ic0 < g.in_ch {
+            let kc = KC.min(g.in_ch - ic0);
+            // Rows ic0..ic0 + kc, columns m0..m0 + mr of W; columns past mr stay 0.
+            let src = w.get(ic0 * m_total + m0..).unwrap_or_default();
+            for (dst, row) in pack.iter_mut().take(kc).zip(src.chunks(m_total)) {
+                *dst = [0.0; MR];
+                for (d, &v) in dst.iter_mut().zip(row.iter().take(mr)) {
+                    *d = v;
+                }
+            }
+            let wp = pack.get(..kc).unwrap_or_default();
+            let x_blk = x.get(ic0 * sz.in_plane..).unwrap_or_default();
+            let mut p0 = 0;
+            while p0 < sz.in_plane {
+                let nr = NR.min(sz.in_plane - p0);
+                let x_rows = x_blk.get(p0..).unwrap_or_default().chunks(sz.in_plane);
+                let acc = if nr == NR {
+                    tile_full(wp, x_rows)
+                } else {
+                    tile_edge(wp, x_rows, nr)
+                };
+                scatter(g, &tab, &acc, p0, nr, all_rows, y);
+                p0 += nr;
+            }
+            ic0 += kc;
         }
         m0 += mr;
     }
 }
 
-/// One full tile: `acc[j][i] = Σ_ic W[ic][m0 + i] · X[ic][p0 + j]`; `w_rows` and `x_rows`
-/// start at `m0` and `p0` of each input channel's row.
+/// One full tile: `acc[j][i] = Σ_k wp[k][i] · X[k][p0 + j]`; `x_rows` start at `p0` of each
+/// input channel's row.
 #[inline(always)]
-fn tile_full<'a>(
-    w_rows: core::slice::Chunks<'a, f32>,
-    x_rows: core::slice::Chunks<'a, f32>,
-) -> [[f32; MR]; NR] {
+fn tile_full(wp: &[[f32; MR]], x_rows: core::slice::Chunks<'_, f32>) -> [[f32; MR]; NR] {
     let mut acc = [[0.0f32; MR]; NR];
-    for (wr, xr) in w_rows.zip(x_rows) {
-        let (Some(wv), Some(xv)) = (wr.first_chunk::<MR>(), xr.first_chunk::<NR>()) else {
+    for (wv, xr) in wp.iter().zip(x_rows) {
+        let Some(xv) = xr.first_chunk::<NR>() else {
             break;
         };
         for (a, &xj) in acc.iter_mut().zip(xv) {
@@ -300,19 +321,11 @@ fn tile_full<'a>(
     acc
 }
 
-/// A partial tile (`mr <= MR` rows, `nr <= NR` pixels); the rest of `acc` stays 0.
-fn tile_edge<'a>(
-    w_rows: core::slice::Chunks<'a, f32>,
-    x_rows: core::slice::Chunks<'a, f32>,
-    mr: usize,
-    nr: usize,
-) -> [[f32; MR]; NR] {
+/// A tile of `nr < NR` pixels; the rest of `acc` stays 0.
+fn tile_edge(wp: &[[f32; MR]], x_rows: core::slice::Chunks<'_, f32>, nr: usize) -> [[f32; MR]; NR] {
     let mut acc = [[0.0f32; MR]; NR];
-    for (wr, xr) in w_rows.zip(x_rows) {
-        let (Some(wv), Some(xv)) = (wr.get(..mr), xr.get(..nr)) else {
-            break;
-        };
-        for (a, &xj) in acc.iter_mut().zip(xv) {
+    for (wv, xr) in wp.iter().zip(x_rows) {
+        for (a, &xj) in acc.iter_mut().zip(xr.iter().take(nr)) {
             for (ai, &wi) in a.iter_mut().zip(wv) {
                 *ai += wi * xj;
             }
@@ -365,6 +378,66 @@ fn scatter(
         if ix == g.in_w {
             ix = 0;
             iy += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{reference, ConvGeom};
+    use super::KC;
+
+    /// Deterministic values in [-1, 1) (xorshift).
+    fn values(seed: u64, n: usize) -> [f32; 4096] {
+        let mut s = seed | 1;
+        let mut v = [0.0f32; 4096];
+        for e in v.iter_mut().take(n) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            *e = ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+        }
+        v
+    }
+
+    // More input channels than one packed block holds (three blocks, the last partial), and
+    // more (output channel, tap) rows than one tile (3 channels x 9 taps = 27 = 16 + 11).
+    #[test]
+    fn transposed_several_channel_blocks() {
+        let in_ch = 2 * KC + 5;
+        let g = ConvGeom {
+            in_ch,
+            in_h: 3,
+            in_w: 4,
+            out_ch: 3,
+            out_h: 5,
+            out_w: 7,
+            k_h: 3,
+            k_w: 3,
+            stride_h: 2,
+            stride_w: 2,
+            pad_h: 1,
+            pad_w: 1,
+        };
+        let n_w = in_ch * 3 * 9;
+        let n_x = in_ch * 12;
+        let (w, b, x) = (values(1, n_w), values(2, 3), values(3, n_x));
+        let (w, b, x) = (&w[..n_w], &b[..3], &x[..n_x]);
+        let mut fast = [f32::NAN; 105];
+        super::conv_transpose2d_f32_cols(&g, w, b, x, &mut fast);
+        let mut want = [f32::NAN; 105];
+        reference::conv_transpose2d_f32(&g, w, b, x, &mut want);
+        let abs = |v: &[f32]| {
+            v.iter()
+                .map(|e| e.abs())
+                .collect::<heapless::Vec<f32, 4096>>()
+        };
+        let mut mag = [f32::NAN; 105];
+        reference::conv_transpose2d_f32(&g, &abs(w), &abs(b), &abs(x), &mut mag);
+        // Same products summed in another order: within n·ε·Σ|terms| (n = in_ch·9 + 1).
+        let n_terms = (in_ch * 9 + 1) as f32;
+        for ((f, r), m) in fast.iter().zip(want).zip(mag) {
+            assert!((f - r).abs() <= f32::EPSILON * n_terms * m, "{f} vs {r}");
         }
     }
 }

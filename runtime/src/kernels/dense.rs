@@ -203,3 +203,43 @@ pub(crate) fn leaky_relu_f32(x: &mut [f32], alpha: f32) {
         *v = if *v < 0.0 { *v * alpha } else { *v };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{reference, Requant};
+    use super::XW;
+
+    // Inputs longer than the widened buffer, and a zero point whose `x - zp` does not fit
+    // i16: both take the weight-sum path, which must match the reference exactly.
+    #[test]
+    fn int8_unbuffered_paths() {
+        let n = XW + 37;
+        let rows = 5;
+        let mut s = 7u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 56) as u8 as i8
+        };
+        let w: heapless::Vec<i8, 4096> = (0..n * rows).map(|_| next()).collect();
+        let x: heapless::Vec<i8, 1024> = (0..n).map(|_| next()).collect();
+        let b = [5, -7, 1000, -1000, 0];
+        for (len, zp) in [(n, -3), (40, 40_000), (40, -40_000)] {
+            let rq = Requant {
+                in_zero_point: zp,
+                out_zero_point: 3,
+                multiplier: &[77; 5],
+                shift: &[14; 5],
+                min: -128,
+                max: 127,
+            };
+            let (w, x) = (&w[..len * rows], &x[..len]);
+            let mut fast = [0i8; 5];
+            super::dense_i8(w, &b, x, &rq, &mut fast);
+            let mut want = [1i8; 5];
+            reference::dense_i8(w, &b, x, &rq, &mut want);
+            assert_eq!(fast, want, "n {len} zp {zp}");
+        }
+    }
+}
