@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod graph;
+pub mod onnx;
 pub mod quant;
 pub mod tgm;
 

@@ -1,0 +1,724 @@
+//! The exported float ONNX runs in tract-onnx and matches a plain f64 forward pass.
+//!
+//! Every model is built with seeded random weights (uniform, scaled by `1/sqrt(fan_in)` so that
+//! activations stay of order one), run in tract on random latents, and compared with the f64
+//! reference forward below.
+//!
+//! Tolerance: [`REL_TOL`] = 1e-5, measured as `max_i |tract_i - ref_i| / max_i |ref_i|` over the
+//! whole output tensor (the batch included). tract computes in f32 (unit roundoff 6e-8); the
+//! rounding error of a dot product of length K is of order `sqrt(K) * 6e-8 * sum |w x|`, which
+//! with these weight scales is a few 1e-7 of the output's magnitude for K up to 1024. A per-element
+//! relative error would be meaningless where an output crosses zero, so the error is normalised by
+//! the largest output magnitude. The ONNX/tract layout conventions (transposed Gemm weight, ConvTranspose
+//! weight `[C_in, C_out, kH, kW]`, pad order, `output_padding` at the end) would each produce errors
+//! of order one if wrong.
+
+use std::sync::Arc;
+
+use tinygen_export::onnx::{
+    self, export_f32, export_f32_per_layer, to_onnx_f32, write_validation_case, CaseTensor,
+    OnnxModel,
+};
+use tinygen_export::{Conv, Graph, Layer, Part, Shape};
+use tract_onnx::prelude::*;
+
+/// Largest allowed `max |tract - ref| / max |ref|` (see the module documentation).
+const REL_TOL: f64 = 1e-5;
+
+// ---------------------------------------------------------------------------------------------
+// Seeded random numbers (SplitMix64).
+
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform() * scale).collect()
+    }
+}
+
+fn dense(rng: &mut Rng, inputs: usize, outputs: usize) -> Layer {
+    let s = 1.0 / (inputs as f32).sqrt();
+    Layer::Dense {
+        inputs,
+        outputs,
+        weight: rng.vec(inputs * outputs, s),
+        bias: rng.vec(outputs, s),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    rng: &mut Rng,
+    in_ch: usize,
+    out_ch: usize,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    pad: (usize, usize),
+    output_padding: (usize, usize),
+    transposed: bool,
+) -> Layer {
+    let fan_in = if transposed {
+        // each output of a stride-s transposed convolution sums about in_ch * k / s^2 terms
+        in_ch * kernel.0 * kernel.1 / (stride.0 * stride.1)
+    } else {
+        in_ch * kernel.0 * kernel.1
+    };
+    let s = 1.0 / (fan_in.max(1) as f32).sqrt();
+    let c = Conv {
+        in_ch,
+        out_ch,
+        kernel,
+        stride,
+        pad,
+        output_padding,
+        weight: rng.vec(in_ch * out_ch * kernel.0 * kernel.1, s),
+        bias: rng.vec(out_ch, s),
+    };
+    if transposed {
+        Layer::ConvTranspose2d(c)
+    } else {
+        Layer::Conv2d(c)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The models under test.
+
+/// VAE decoder 20-400-784, ReLU, sigmoid.
+fn mlp_decoder(seed: u64) -> Graph {
+    let mut r = Rng(seed);
+    Graph {
+        part: Part::Generator,
+        input: Shape::flat(20),
+        layers: vec![
+            dense(&mut r, 20, 400),
+            Layer::Relu,
+            dense(&mut r, 400, 784),
+            Layer::Sigmoid,
+        ],
+    }
+}
+
+/// DCGAN-like generator: Dense -> 64x7x7 -> ReLU -> ConvT k4 s2 p1 -> LeakyReLU -> ConvT -> tanh.
+fn dcgan_generator(seed: u64) -> Graph {
+    let mut r = Rng(seed);
+    Graph {
+        part: Part::Generator,
+        input: Shape::flat(16),
+        layers: vec![
+            dense(&mut r, 16, 64 * 7 * 7),
+            Layer::Reshape {
+                to: Shape::chw(64, 7, 7),
+            },
+            Layer::Relu,
+            conv(&mut r, 64, 32, (4, 4), (2, 2), (1, 1), (0, 0), true),
+            Layer::LeakyRelu { alpha: 0.2 },
+            conv(&mut r, 32, 1, (4, 4), (2, 2), (1, 1), (0, 0), true),
+            Layer::Tanh,
+        ],
+    }
+}
+
+/// Discriminator: Conv s2 -> LeakyReLU -> explicit flatten -> Dense -> logit.
+fn conv_discriminator(seed: u64) -> Graph {
+    let mut r = Rng(seed);
+    Graph {
+        part: Part::Discriminator,
+        input: Shape::chw(1, 28, 28),
+        layers: vec![
+            conv(&mut r, 1, 16, (4, 4), (2, 2), (1, 1), (0, 0), false),
+            Layer::LeakyRelu { alpha: 0.2 },
+            conv(&mut r, 16, 8, (3, 3), (2, 2), (1, 1), (0, 0), false),
+            Layer::LeakyRelu { alpha: 0.2 },
+            Layer::Reshape {
+                to: Shape::flat(8 * 7 * 7),
+            },
+            dense(&mut r, 8 * 7 * 7, 1),
+        ],
+    }
+}
+
+/// Encoder: Conv s2 -> LeakyReLU -> Dense straight on the 4-D tensor (the writer inserts the
+/// flatten) -> [mu, logvar].
+fn conv_encoder(seed: u64) -> Graph {
+    let mut r = Rng(seed);
+    Graph {
+        part: Part::Encoder,
+        input: Shape::chw(1, 12, 12),
+        layers: vec![
+            conv(&mut r, 1, 6, (4, 4), (2, 2), (1, 1), (0, 0), false),
+            Layer::LeakyRelu { alpha: 0.1 },
+            dense(&mut r, 6 * 6 * 6, 2 * 5),
+        ],
+    }
+}
+
+/// ConvTranspose with output_padding, a non-square kernel and unequal strides and pads, straight
+/// after a Dense (the writer inserts the unflatten), then a non-square Conv.
+fn odd_convolutions(seed: u64) -> Graph {
+    let mut r = Rng(seed);
+    Graph {
+        part: Part::Generator,
+        input: Shape::flat(8),
+        layers: vec![
+            dense(&mut r, 8, 3 * 5 * 4),
+            Layer::Reshape {
+                to: Shape::chw(3, 5, 4),
+            },
+            // h: 2*(5-1) + 1 + 3 - 2 = 10, w: 3*(4-1) + 2 + 2 - 0 = 13
+            conv(&mut r, 3, 2, (3, 2), (2, 3), (1, 0), (1, 2), true),
+            Layer::Sigmoid,
+            // h: (10 - 2)/1 + 1 = 9, w: (13 + 2 - 3)/2 + 1 = 7
+            conv(&mut r, 2, 2, (2, 3), (1, 2), (0, 1), (0, 0), false),
+            Layer::Tanh,
+        ],
+    }
+}
+
+/// A 1x1 "image" from a Dense goes into a ConvTranspose: rank changes on a flat shape.
+fn dense_into_convt(seed: u64) -> Graph {
+    let mut r = Rng(seed);
+    Graph {
+        part: Part::Generator,
+        input: Shape::flat(4),
+        layers: vec![
+            dense(&mut r, 4, 6),
+            Layer::Relu,
+            conv(&mut r, 6, 3, (3, 3), (1, 1), (0, 0), (0, 0), true),
+            Layer::Sigmoid,
+        ],
+    }
+}
+
+fn all_models() -> Vec<(&'static str, Graph)> {
+    vec![
+        ("mlp_decoder", mlp_decoder(1)),
+        ("dcgan_generator", dcgan_generator(2)),
+        ("conv_discriminator", conv_discriminator(3)),
+        ("conv_encoder", conv_encoder(4)),
+        ("odd_convolutions", odd_convolutions(5)),
+        ("dense_into_convt", dense_into_convt(6)),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain f64 reference forward pass, one sample at a time, CHW row-major.
+
+fn ref_layer(layer: &Layer, input: Shape, x: &[f64]) -> Vec<f64> {
+    match layer {
+        Layer::Dense {
+            inputs,
+            outputs,
+            weight,
+            bias,
+        } => (0..*outputs)
+            .map(|o| {
+                let row = &weight[o * inputs..(o + 1) * inputs];
+                bias[o] as f64 + row.iter().zip(x).map(|(&w, &v)| w as f64 * v).sum::<f64>()
+            })
+            .collect(),
+        Layer::Conv2d(c) => {
+            let (oh, ow) = c.conv_out(input.h, input.w).unwrap();
+            let (kh, kw) = c.kernel;
+            let mut y = vec![0.0; c.out_ch * oh * ow];
+            for o in 0..c.out_ch {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut acc = c.bias[o] as f64;
+                        for ci in 0..c.in_ch {
+                            for a in 0..kh {
+                                for b in 0..kw {
+                                    // input row = i*s + a - pad, skipped where outside
+                                    let r = (i * c.stride.0 + a) as isize - c.pad.0 as isize;
+                                    let q = (j * c.stride.1 + b) as isize - c.pad.1 as isize;
+                                    if r < 0
+                                        || q < 0
+                                        || r >= input.h as isize
+                                        || q >= input.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let w = c.weight[((o * c.in_ch + ci) * kh + a) * kw + b] as f64;
+                                    acc +=
+                                        w * x[(ci * input.h + r as usize) * input.w + q as usize];
+                                }
+                            }
+                        }
+                        y[(o * oh + i) * ow + j] = acc;
+                    }
+                }
+            }
+            y
+        }
+        Layer::ConvTranspose2d(c) => {
+            // scatter: input (ci, r, q) adds w[ci, o, a, b] * x to output (r*s + a - pad, q*s + b - pad);
+            // output_padding only extends the output at the end (bottom, right).
+            let (oh, ow) = c.conv_transpose_out(input.h, input.w).unwrap();
+            let (kh, kw) = c.kernel;
+            let mut y = vec![0.0; c.out_ch * oh * ow];
+            for o in 0..c.out_ch {
+                y[o * oh * ow..(o + 1) * oh * ow].fill(c.bias[o] as f64);
+            }
+            for ci in 0..c.in_ch {
+                for r in 0..input.h {
+                    for q in 0..input.w {
+                        let v = x[(ci * input.h + r) * input.w + q];
+                        for o in 0..c.out_ch {
+                            for a in 0..kh {
+                                for b in 0..kw {
+                                    let i = (r * c.stride.0 + a) as isize - c.pad.0 as isize;
+                                    let j = (q * c.stride.1 + b) as isize - c.pad.1 as isize;
+                                    if i < 0 || j < 0 || i >= oh as isize || j >= ow as isize {
+                                        continue;
+                                    }
+                                    let w =
+                                        c.weight[((ci * c.out_ch + o) * kh + a) * kw + b] as f64;
+                                    y[(o * oh + i as usize) * ow + j as usize] += w * v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            y
+        }
+        Layer::Relu => x.iter().map(|&v| v.max(0.0)).collect(),
+        Layer::LeakyRelu { alpha } => x
+            .iter()
+            .map(|&v| if v >= 0.0 { v } else { *alpha as f64 * v })
+            .collect(),
+        Layer::Tanh => x.iter().map(|&v| v.tanh()).collect(),
+        Layer::Sigmoid => x.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect(),
+        Layer::Reshape { .. } => x.to_vec(),
+    }
+}
+
+/// Activations of every layer for a batch: `result[i]` enters layer `i`, `result[L]` is the output.
+fn ref_forward_all(g: &Graph, z: &[f32], batch: usize) -> Vec<Vec<f64>> {
+    let shapes = g.shapes().unwrap();
+    let mut acts = vec![z.iter().map(|&v| v as f64).collect::<Vec<_>>()];
+    for (i, layer) in g.layers.iter().enumerate() {
+        let in_len = shapes[i].len();
+        let prev = &acts[i];
+        assert_eq!(prev.len(), batch * in_len);
+        let next: Vec<f64> = prev
+            .chunks_exact(in_len)
+            .flat_map(|x| ref_layer(layer, shapes[i], x))
+            .collect();
+        acts.push(next);
+    }
+    acts
+}
+
+// ---------------------------------------------------------------------------------------------
+// tract.
+
+type Runnable = Arc<TypedRunnableModel>;
+
+/// The two tract paths of NOTES §2: decluttered only, and fully optimised.
+fn load(bytes: &[u8]) -> TractResult<[Runnable; 2]> {
+    let model = tract_onnx::onnx().model_for_read(&mut &bytes[..])?;
+    let typed = model.into_typed()?;
+    let plain = typed.clone().into_decluttered()?.into_runnable()?;
+    let opt = typed.into_optimized()?.into_runnable()?;
+    Ok([plain, opt])
+}
+
+fn run_f32(model: &Runnable, dims: &[usize], x: &[f32]) -> TractResult<(Vec<usize>, Vec<f32>)> {
+    let out = model.run(tvec!(Tensor::from_shape(dims, x)?.into_tvalue()))?;
+    let shape = out[0].shape().to_vec();
+    let y = out[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+    Ok((shape, y))
+}
+
+/// `max |got - want| / max |want|`.
+fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(
+        scale > 0.0,
+        "reference output is all zeros: the comparison would be vacuous"
+    );
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (&g, &w)| m.max((g as f64 - w).abs()));
+    diff / scale
+}
+
+fn full_dims(batch: usize, dims: &[usize]) -> Vec<usize> {
+    std::iter::once(batch).chain(dims.iter().copied()).collect()
+}
+
+/// Runs the whole model in both tract paths for `batch` random samples; returns the worst error.
+fn check_model(
+    name: &str,
+    g: &Graph,
+    model: &OnnxModel,
+    runs: &[Runnable; 2],
+    batch: usize,
+    seed: u64,
+) -> f64 {
+    let input = &model.inputs[0];
+    let output = &model.outputs[0];
+    let z = Rng(seed).vec(batch * input.sample_len(), 1.0);
+    let want = ref_forward_all(g, &z, batch).pop().unwrap();
+    let mut worst = 0.0f64;
+    for (path, run) in ["decluttered", "optimized"].iter().zip(runs) {
+        let (shape, y) = run_f32(run, &full_dims(batch, &input.dims), &z).unwrap();
+        assert_eq!(
+            shape,
+            full_dims(batch, &output.dims),
+            "{name} ({path}) output shape"
+        );
+        let err = rel_err(&y, &want);
+        println!(
+            "{name:>20} batch {batch}: {path:>11} max|tract - f64 ref| / max|ref| = {err:.2e}"
+        );
+        assert!(
+            err <= REL_TOL,
+            "{name} ({path}, batch {batch}): relative error {err:.3e} > {REL_TOL:.0e}"
+        );
+        worst = worst.max(err);
+    }
+    worst
+}
+
+#[test]
+fn float_models_match_the_f64_reference_in_tract() {
+    for (name, g) in all_models() {
+        let model = export_f32(&g, name).unwrap();
+        assert_eq!(
+            model.bytes,
+            to_onnx_f32(&g, name).unwrap(),
+            "{name}: export is deterministic"
+        );
+        let runs = load(&model.bytes).unwrap();
+        check_model(name, &g, &model, &runs, 3, 100);
+    }
+}
+
+#[test]
+fn one_model_serves_every_batch_size() {
+    for (name, g) in [
+        ("mlp_decoder", mlp_decoder(11)),
+        ("dcgan_generator", dcgan_generator(12)),
+    ] {
+        let model = export_f32(&g, name).unwrap();
+        let runs = load(&model.bytes).unwrap();
+        for (batch, seed) in [(1, 7), (5, 8), (2, 9)] {
+            check_model(name, &g, &model, &runs, batch, seed);
+        }
+    }
+}
+
+#[test]
+fn the_output_declares_its_shape_and_the_batch_is_symbolic() {
+    let g = dcgan_generator(3);
+    let bytes = to_onnx_f32(&g, "g").unwrap();
+    let model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).unwrap();
+    let typed = model.into_typed().unwrap();
+    let in_fact = typed.input_fact(0).unwrap();
+    let out_fact = typed.output_fact(0).unwrap();
+    assert_eq!(format!("{:?}", in_fact.shape), "N,16");
+    assert_eq!(format!("{:?}", out_fact.shape), "N,1,28,28");
+    assert_eq!(onnx::input_name(Part::Generator), "z");
+    assert_eq!(onnx::output_name(Part::Discriminator), "logit");
+}
+
+#[test]
+fn per_layer_models_match_the_reference_layer_by_layer() {
+    let batch = 2;
+    for (name, g) in all_models() {
+        let z = Rng(31).vec(batch * g.input.len(), 1.0);
+        let acts = ref_forward_all(&g, &z, batch);
+        let models = export_f32_per_layer(&g, name).unwrap();
+        assert_eq!(models.len(), g.layers.len());
+        for (i, m) in models.iter().enumerate() {
+            assert_eq!(m.layers, i..i + 1);
+            let [_, opt] = load(&m.bytes).unwrap();
+            let x: Vec<f32> = acts[i].iter().map(|&v| v as f32).collect();
+            let (shape, y) = run_f32(&opt, &full_dims(batch, &m.inputs[0].dims), &x).unwrap();
+            assert_eq!(
+                shape,
+                full_dims(batch, &m.outputs[0].dims),
+                "{name} layer {i}"
+            );
+            // the reference layer applied to the same f32-rounded input
+            let shapes = g.shapes().unwrap();
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let want: Vec<f64> = x64
+                .chunks_exact(shapes[i].len())
+                .flat_map(|s| ref_layer(&g.layers[i], shapes[i], s))
+                .collect();
+            let err = rel_err(&y, &want);
+            assert!(
+                err <= REL_TOL,
+                "{name} layer {i} ({}): relative error {err:.3e}",
+                g.layers[i].name()
+            );
+        }
+    }
+}
+
+/// Writes every float model, random latents and tract's outputs as validation cases for
+/// `tools/validate_onnx.py` into `$TINYGEN_ONNX_CASES` (or a directory under the target's tmp).
+#[test]
+fn validation_cases_for_the_float_models() {
+    let dir = std::env::var_os("TINYGEN_ONNX_CASES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-cases"));
+    let batch = 3;
+    for (name, g) in all_models() {
+        let model = export_f32(&g, name).unwrap();
+        let [_, opt] = load(&model.bytes).unwrap();
+        let (input, output) = (&model.inputs[0], &model.outputs[0]);
+        let z = Rng(77).vec(batch * input.sample_len(), 1.0);
+        let in_dims = full_dims(batch, &input.dims);
+        let (shape, y) = run_f32(&opt, &in_dims, &z).unwrap();
+        let case = write_validation_case(
+            &dir,
+            &format!("f32_{name}"),
+            &model.bytes,
+            &[CaseTensor::f32(&input.name, &in_dims, z)],
+            &[CaseTensor::f32(&output.name, &shape, y)],
+        )
+        .unwrap();
+        let json = std::fs::read_to_string(&case).unwrap();
+        assert!(
+            json.contains(&format!("\"name\": \"{}\"", output.name)),
+            "{json}"
+        );
+        let expected = std::fs::metadata(dir.join(format!("f32_{name}.out0.bin")))
+            .unwrap()
+            .len();
+        assert_eq!(expected as usize, shape.iter().product::<usize>() * 4);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// int8 QDQ models against the integer-only simulation of the device (`quant::simulate`).
+//
+// Tolerance: none. With the default (snapped) scales every int8 tensor of tract's run must equal
+// the simulation's bit for bit (NOTES §3.4); the float output is the dequantised last int8
+// tensor, `(q - zp) * s` with a power-of-two `s`, exact in f32 in both.
+
+mod int8 {
+    use super::*;
+    use prost::Message;
+    use tinygen_export::onnx::proto::ModelProto;
+    use tinygen_export::onnx::{export_qdq, export_qdq_per_layer, to_onnx_qdq, QdqOptions};
+    use tinygen_export::quant::{quantize, simulate, QuantGraph, QuantOptions, Simulation};
+
+    fn quantized(g: &Graph, seed: u64) -> QuantGraph {
+        let mut r = Rng(seed);
+        let calibration: Vec<Vec<f32>> = (0..32).map(|_| r.vec(g.input.len(), 1.0)).collect();
+        quantize(g, &calibration, &QuantOptions::default()).unwrap()
+    }
+
+    fn simulate_batch(q: &QuantGraph, z: &[f32], sample: usize) -> Vec<Simulation> {
+        z.chunks_exact(sample)
+            .map(|x| simulate(q, x).unwrap())
+            .collect()
+    }
+
+    fn run_i8(model: &Runnable, dims: &[usize], x: &[i8]) -> Vec<Vec<i8>> {
+        let out = model
+            .run(tvec!(Tensor::from_shape(dims, x).unwrap().into_tvalue()))
+            .unwrap();
+        out.iter()
+            .map(|t| {
+                t.try_as_plain_ram()
+                    .unwrap()
+                    .as_slice::<i8>()
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    /// Number of differing values.
+    fn mismatches(got: &[i8], want: &[i8]) -> usize {
+        assert_eq!(got.len(), want.len());
+        got.iter().zip(want).filter(|(a, b)| a != b).count()
+    }
+
+    #[test]
+    fn whole_qdq_models_match_the_simulation_on_every_int8_tensor() {
+        let batch = 3;
+        for (name, g) in all_models() {
+            let q = quantized(&g, 40);
+            let model = export_qdq(
+                &q,
+                name,
+                &QdqOptions {
+                    debug_outputs: true,
+                },
+            )
+            .unwrap();
+            let plain = to_onnx_qdq(&q, name).unwrap();
+            let plain = ModelProto::decode(&plain[..]).unwrap().graph.unwrap();
+            assert_eq!(
+                plain.output.len(),
+                1,
+                "{name}: only the float output without debug outputs"
+            );
+            assert_eq!(model.outputs.len(), q.layers.len() + 2);
+            let input = &model.inputs[0];
+            let z = Rng(41).vec(batch * input.sample_len(), 1.0);
+            let sims = simulate_batch(&q, &z, input.sample_len());
+            for (path, run) in ["decluttered", "optimized"]
+                .iter()
+                .zip(load(&model.bytes).unwrap())
+            {
+                let out = run
+                    .run(tvec!(Tensor::from_shape(
+                        &full_dims(batch, &input.dims),
+                        &z
+                    )
+                    .unwrap()
+                    .into_tvalue()))
+                    .unwrap();
+                // outputs: [float output, z.q, layer 0, ..., layer L-1]
+                let zq: Vec<i8> = sims.iter().flat_map(|s| s.input.clone()).collect();
+                let got = out[1].try_as_plain_ram().unwrap().as_slice::<i8>().unwrap();
+                assert_eq!(mismatches(got, &zq), 0, "{name} ({path}): quantized input");
+                let mut total = 0;
+                for i in 0..q.layers.len() {
+                    let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
+                    let got = out[2 + i]
+                        .try_as_plain_ram()
+                        .unwrap()
+                        .as_slice::<i8>()
+                        .unwrap();
+                    let bad = mismatches(got, &want);
+                    assert_eq!(
+                        bad,
+                        0,
+                        "{name} ({path}): layer {i} ({}) differs on {bad} of {} int8 values",
+                        model.outputs[2 + i].name,
+                        want.len()
+                    );
+                    total += want.len();
+                }
+                let want: Vec<f32> = sims.iter().flat_map(|s| s.output.clone()).collect();
+                let y = out[0]
+                    .try_as_plain_ram()
+                    .unwrap()
+                    .as_slice::<f32>()
+                    .unwrap();
+                let worst = y
+                    .iter()
+                    .zip(&want)
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                // (q - zp) * 2^-k is exact in f32, so the dequantised outputs are equal.
+                assert!(
+                    worst <= 0.0,
+                    "{name} ({path}): dequantised output differs by {worst:e}"
+                );
+                println!("{name:>20} int8 QDQ ({path:>11}): {total} int8 values, 0 mismatches");
+            }
+        }
+    }
+
+    #[test]
+    fn per_layer_qdq_models_match_the_simulation() {
+        let batch = 2;
+        for (name, g) in all_models() {
+            let q = quantized(&g, 50);
+            let z = Rng(51).vec(batch * g.input.len(), 1.0);
+            let sims = simulate_batch(&q, &z, g.input.len());
+            let models = export_qdq_per_layer(&q, name).unwrap();
+            assert_eq!(models.len(), q.layers.len());
+            for (i, m) in models.iter().enumerate() {
+                let input: Vec<i8> = sims
+                    .iter()
+                    .flat_map(|s| {
+                        if i == 0 {
+                            s.input.clone()
+                        } else {
+                            s.layers[i - 1].clone()
+                        }
+                    })
+                    .collect();
+                let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
+                let [_, opt] = load(&m.bytes).unwrap();
+                let got = run_i8(&opt, &full_dims(batch, &m.inputs[0].dims), &input);
+                let bad = mismatches(&got[0], &want);
+                assert_eq!(
+                    bad,
+                    0,
+                    "{name} layer {i} ({}): {bad} of {} int8 values differ",
+                    m.outputs[0].name,
+                    want.len()
+                );
+            }
+        }
+    }
+
+    /// Validation cases for `tools/validate_onnx.py`: float input, tract's float output and every
+    /// int8 tensor (compared exactly by the validator).
+    #[test]
+    fn validation_cases_for_the_int8_models() {
+        let dir = std::env::var_os("TINYGEN_ONNX_CASES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-cases")
+            });
+        let batch = 3;
+        for (name, g) in all_models() {
+            let q = quantized(&g, 60);
+            let model = export_qdq(
+                &q,
+                name,
+                &QdqOptions {
+                    debug_outputs: true,
+                },
+            )
+            .unwrap();
+            let [_, opt] = load(&model.bytes).unwrap();
+            let input = &model.inputs[0];
+            let in_dims = full_dims(batch, &input.dims);
+            let z = Rng(61).vec(batch * input.sample_len(), 1.0);
+            let out = opt
+                .run(tvec!(Tensor::from_shape(&in_dims, &z)
+                    .unwrap()
+                    .into_tvalue()))
+                .unwrap();
+            let mut expected = Vec::new();
+            for (e, t) in model.outputs.iter().zip(out.iter()) {
+                let dims = full_dims(batch, &e.dims);
+                let plain = t.try_as_plain_ram().unwrap();
+                expected.push(match e.elem {
+                    onnx::ElemType::F32 => {
+                        CaseTensor::f32(&e.name, &dims, plain.as_slice::<f32>().unwrap().to_vec())
+                    }
+                    onnx::ElemType::I8 => {
+                        CaseTensor::i8(&e.name, &dims, plain.as_slice::<i8>().unwrap().to_vec())
+                    }
+                });
+            }
+            write_validation_case(
+                &dir,
+                &format!("int8_{name}"),
+                &model.bytes,
+                &[CaseTensor::f32(&input.name, &in_dims, z)],
+                &expected,
+            )
+            .unwrap();
+        }
+    }
+}
