@@ -545,7 +545,7 @@ impl<'a> Walker<'a> {
                 .checked_add(len)
                 .ok_or(truncated(usize::MAX, file.len()))?;
             let bytes = file.get(offset..end).ok_or(truncated(end, file.len()))?;
-            if !bytes.as_ptr().cast::<u128>().is_aligned() {
+            if !bytes.as_ptr().addr().is_multiple_of(format::ALIGN) {
                 return Err(Error::Misaligned { offset });
             }
             *tensor = bytes;
@@ -1173,5 +1173,43 @@ impl<'a> Model<'a> {
                 Ok(Final::I8(prefix(cur, len, got, needed)?))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static EMBEDDED: &Aligned<[u8]> = &Aligned([1u8, 2, 3]);
+
+    #[test]
+    fn aligned_wrapper_places_unsized_bytes_at_16() {
+        assert_eq!(EMBEDDED.0.as_ptr().addr() % format::ALIGN, 0);
+        assert_eq!(&EMBEDDED.0, &[1, 2, 3]);
+    }
+
+    #[test]
+    fn pixels_map_the_output_range() {
+        assert_eq!(OutputRange::ZeroOne.to_pixel(0.0), 0);
+        assert_eq!(OutputRange::ZeroOne.to_pixel(1.0), 255);
+        assert_eq!(OutputRange::ZeroOne.to_pixel(2.0), 255);
+        assert_eq!(OutputRange::MinusOneOne.to_pixel(-1.0), 0);
+        assert_eq!(OutputRange::MinusOneOne.to_pixel(0.0), 128); // 127.5 rounds to even
+        assert_eq!(OutputRange::MinusOneOne.to_pixel(1.0), 255);
+        assert_eq!(OutputRange::Unbounded.to_pixel(f32::NAN), 0);
+        assert_eq!(OutputRange::Unbounded.to_pixel(-3.0), 0);
+    }
+
+    #[test]
+    fn quantize_rounds_half_to_even_and_saturates() {
+        // scale 1/2: 0.25 / 0.5 = 0.5 -> 0; 0.75 / 0.5 = 1.5 -> 2.
+        assert_eq!(quantize(0.25, 0.5, 0), 0);
+        assert_eq!(quantize(0.75, 0.5, 0), 2);
+        assert_eq!(quantize(-0.75, 0.5, 3), 1);
+        assert_eq!(quantize(1e9, 0.5, 0), 127);
+        assert_eq!(quantize(-1e9, 0.5, 0), -128);
+        assert_eq!(quantize(f32::NAN, 0.5, 7), 7);
+        assert_eq!(dequantize(-128, 0.25, -128), 0.0);
+        assert_eq!(dequantize(127, 0.25, -128), 63.75);
     }
 }
