@@ -3,6 +3,11 @@
 
 Usage: validate_onnx.py DIR
 
+Cases for the test models are written by the Rust tests (no Python needed there):
+    TINYGEN_ONNX_CASES=/tmp/onnx-cases cargo test -p tinygen-export --test onnx_tract
+    python3 tools/validate_onnx.py /tmp/onnx-cases
+Requirements: tools/requirements.txt (onnx, onnxruntime, numpy).
+
 For every `*.onnx` under DIR (recursively):
   1. `onnx.checker.check_model(model, full_check=True)` (also runs strict shape inference);
   2. the model's header is what the exporter promises: IR version 8, opset 13 of the default

@@ -669,6 +669,48 @@ mod int8 {
         }
     }
 
+    /// With free (unsnapped) scales the device requantizes with a Q31 multiplier while tract
+    /// computes `round_half_even(f32 product / s_out)`: fed the same int8 input, one layer may
+    /// differ by one quantisation step ([`FREE_SCALE_TOL`]) on values near a rounding tie.
+    #[test]
+    fn per_layer_qdq_models_with_free_scales_are_within_one_step() {
+        /// Largest allowed |tract - simulation| in int8 steps, per layer, with free scales.
+        const FREE_SCALE_TOL: i32 = 1;
+        let batch = 4;
+        for (name, g) in all_models() {
+            let mut r = Rng(70);
+            let calibration: Vec<Vec<f32>> = (0..32).map(|_| r.vec(g.input.len(), 1.0)).collect();
+            let q = quantize(&g, &calibration, &QuantOptions { free_scales: true }).unwrap();
+            let z = Rng(71).vec(batch * g.input.len(), 1.0);
+            let sims = simulate_batch(&q, &z, g.input.len());
+            let (mut off, mut total) = (0, 0);
+            for (i, m) in export_qdq_per_layer(&q, name).unwrap().iter().enumerate() {
+                let input: Vec<i8> = sims
+                    .iter()
+                    .flat_map(|s| {
+                        if i == 0 {
+                            s.input.clone()
+                        } else {
+                            s.layers[i - 1].clone()
+                        }
+                    })
+                    .collect();
+                let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
+                let [_, opt] = load(&m.bytes).unwrap();
+                let got = run_i8(&opt, &full_dims(batch, &m.inputs[0].dims), &input);
+                for (a, b) in got[0].iter().zip(&want) {
+                    let d = (i32::from(*a) - i32::from(*b)).abs();
+                    assert!(d <= FREE_SCALE_TOL, "{name} layer {i}: {a} vs {b}");
+                    off += usize::from(d != 0);
+                }
+                total += want.len();
+            }
+            println!(
+                "{name:>20} int8 QDQ, free scales, per layer: {off} of {total} values one step off"
+            );
+        }
+    }
+
     /// Validation cases for `tools/validate_onnx.py`: float input, tract's float output and every
     /// int8 tensor (compared exactly by the validator).
     #[test]
