@@ -220,6 +220,10 @@ const KC: usize = 64;
 #[cfg(not(target_pointer_width = "64"))]
 const KC: usize = 16;
 
+/// The packed weight block, aligned so each row of [`MR`] floats is whole vectors.
+#[repr(align(64))]
+struct Pack([[f32; MR]; KC]);
+
 /// f32 ConvTranspose2d for speed, as a GEMM followed by a scatter ("col2im").
 ///
 /// With the weights in their `[in_ch, out_ch·taps]` layout (row `ic` is contiguous over
@@ -254,7 +258,7 @@ pub(crate) fn conv_transpose2d_f32_cols(
     }
     // Only the channels with a bias are written, as in the reference.
     let n_oc = b.len().min(g.out_ch);
-    let mut pack = [[0.0f32; MR]; KC];
+    let mut pack = Pack([[0.0f32; MR]; KC]);
     let mut m0 = 0;
     while m0 < m_total {
         let mr = MR.min(m_total - m0);
@@ -277,13 +281,13 @@ pub(crate) fn conv_transpose2d_f32_cols(
             let kc = KC.min(g.in_ch - ic0);
             // Rows ic0..ic0 + kc, columns m0..m0 + mr of W; columns past mr stay 0.
             let src = w.get(ic0 * m_total + m0..).unwrap_or_default();
-            for (dst, row) in pack.iter_mut().take(kc).zip(src.chunks(m_total)) {
+            for (dst, row) in pack.0.iter_mut().take(kc).zip(src.chunks(m_total)) {
                 *dst = [0.0; MR];
                 for (d, &v) in dst.iter_mut().zip(row.iter().take(mr)) {
                     *d = v;
                 }
             }
-            let wp = pack.get(..kc).unwrap_or_default();
+            let wp = pack.0.get(..kc).unwrap_or_default();
             let x_blk = x.get(ic0 * sz.in_plane..).unwrap_or_default();
             let mut p0 = 0;
             while p0 < sz.in_plane {
