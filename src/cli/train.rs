@@ -130,11 +130,22 @@ pub struct Args {
 
     /// Hidden widths, comma separated: the VAE encoder (the decoder mirrors it; default 400) or
     /// the MLP GAN generator (default 256,512,1024).
-    #[arg(long, value_name = "N,N,..", value_delimiter = ',', help_heading = "Model")]
+    #[arg(
+        long,
+        value_name = "N,N,..",
+        value_delimiter = ',',
+        help_heading = "Model"
+    )]
     pub hidden: Option<Vec<usize>>,
 
     /// Hidden widths of the MLP discriminator (gan, vaegan), comma separated.
-    #[arg(long, value_name = "N,N,..", value_delimiter = ',', default_value = "512,256", help_heading = "Model")]
+    #[arg(
+        long,
+        value_name = "N,N,..",
+        value_delimiter = ',',
+        default_value = "512,256",
+        help_heading = "Model"
+    )]
     pub d_hidden: Vec<usize>,
 
     /// Channels of the first convolution of vae-conv and dcgan (the second has twice as many).
@@ -228,7 +239,10 @@ struct Progress {
 }
 
 fn fmt_losses(l: &Losses) -> String {
-    l.iter().map(|(n, v)| format!("{n} {v:.4}")).collect::<Vec<_>>().join("  ")
+    l.iter()
+        .map(|(n, v)| format!("{n} {v:.4}"))
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 impl Observer for Progress {
@@ -242,7 +256,11 @@ impl Observer for Progress {
             info.steps_per_epoch,
             info.parameters,
             if info.start_epoch > 0 || info.start_step > 0 {
-                format!("; resuming at epoch {}, step {}", info.start_epoch + 1, info.start_step)
+                format!(
+                    "; resuming at epoch {}, step {}",
+                    info.start_epoch + 1,
+                    info.start_step
+                )
             } else {
                 String::new()
             }
@@ -294,16 +312,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
         tinygen_trainer::gemm::set_num_threads(n as usize);
     }
     let kind: ModelKind = args.model.into();
-    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(kind.name()));
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(kind.name()));
     let mut run = if args.resume {
-        Run::resume(&dir, Some(kind), Some(args.epochs)).with_context(|| format!("resuming {}", dir.display()))?
+        Run::resume(&dir, Some(kind), Some(args.epochs))
+            .with_context(|| format!("resuming {}", dir.display()))?
     } else {
         let mut cfg = TrainConfig {
             model: ModelConfig::defaults(kind, 0, 0),
             data: args.data.clone(),
             epochs: args.epochs,
             seed: args.seed,
-            batch_size: args.batch_size.unwrap_or(if kind.has_discriminator() { 64 } else { 128 }),
+            batch_size: args
+                .batch_size
+                .unwrap_or(if kind.has_discriminator() { 64 } else { 128 }),
             limit_train: args.limit_train,
             limit_test: args.limit_test,
         };
@@ -337,11 +361,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 eprintln!("\nsecond interrupt: exiting without a checkpoint");
                 std::process::exit(i32::from(EXIT_INTERRUPTED));
             }
-            eprintln!("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)");
+            eprintln!(
+                "\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)"
+            );
         })
         .context("installing the Ctrl-C handler")?;
     }
-    let mut progress = Progress { bar: None, steps: 0, epochs: cfg.epochs };
+    let mut progress = Progress {
+        bar: None,
+        steps: 0,
+        epochs: cfg.epochs,
+    };
     let outcome = run.train(&splits, &stop, &mut progress);
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
@@ -351,7 +381,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             println!("done: {epochs} epochs; run folder {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Outcome::Interrupted { epoch, step, checkpoint } => {
+        Outcome::Interrupted {
+            epoch,
+            step,
+            checkpoint,
+        } => {
             println!(
                 "stopped in epoch {epoch} after step {step}; checkpoint saved to {}. Continue with: tinygen train {} --out {} --epochs {} --resume",
                 checkpoint.display(),

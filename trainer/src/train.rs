@@ -65,7 +65,10 @@ impl TrainConfig {
     /// Loads the data this configuration names, applies the limits and the model's pixel range.
     pub fn load_data(&self) -> Result<Splits, DataError> {
         let splits = data::load(self.data.as_deref())?;
-        let splits = splits.take(self.limit_train.unwrap_or(usize::MAX), self.limit_test.unwrap_or(usize::MAX));
+        let splits = splits.take(
+            self.limit_train.unwrap_or(usize::MAX),
+            self.limit_test.unwrap_or(usize::MAX),
+        );
         Ok(splits.with_range(self.model.kind.pixel_range()))
     }
 }
@@ -133,7 +136,9 @@ pub enum TrainError {
         path: PathBuf,
     },
     /// `--resume` with another model than the run folder holds.
-    #[error("cannot resume {dir} as {requested}: it holds a {found} run; use --out for a new folder")]
+    #[error(
+        "cannot resume {dir} as {requested}: it holds a {found} run; use --out for a new folder"
+    )]
     WrongModel {
         /// The run folder.
         dir: PathBuf,
@@ -149,7 +154,9 @@ pub enum TrainError {
         dir: PathBuf,
     },
     /// The training split cannot fill one batch.
-    #[error("the training set has {images} images, fewer than one batch of {batch}; lower --batch-size")]
+    #[error(
+        "the training set has {images} images, fewer than one batch of {batch}; lower --batch-size"
+    )]
     TooFewImages {
         /// Images.
         images: usize,
@@ -225,7 +232,11 @@ pub enum Outcome {
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> TrainError + 'a {
-    move |source| TrainError::Io { action, path: path.to_path_buf(), source }
+    move |source| TrainError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Reads `dir/config.json`.
@@ -235,7 +246,11 @@ pub fn read_config(dir: &Path) -> Result<TrainConfig, TrainError> {
         if source.kind() == std::io::ErrorKind::NotFound {
             TrainError::NothingToResume { path: path.clone() }
         } else {
-            TrainError::Io { action: "reading", path: path.clone(), source }
+            TrainError::Io {
+                action: "reading",
+                path: path.clone(),
+                source,
+            }
         }
     })?;
     serde_json::from_str(&text).map_err(|source| TrainError::ConfigJson { path, source })
@@ -267,7 +282,11 @@ const STREAM_SAMPLES: u64 = 0x5341_4D50;
 
 /// The fixed latents of the sample grids, `(SAMPLE_COUNT, latent)`, from `seed`.
 pub fn sample_latents(seed: u64, latent: usize) -> Array2<f32> {
-    normal(&mut Xoshiro256PlusPlus::seed_from_u64(mix(seed ^ STREAM_SAMPLES, 0)), SAMPLE_COUNT, latent)
+    normal(
+        &mut Xoshiro256PlusPlus::seed_from_u64(mix(seed ^ STREAM_SAMPLES, 0)),
+        SAMPLE_COUNT,
+        latent,
+    )
 }
 
 /// Partial sums of an interrupted epoch, stored as f64 bit patterns so they round-trip exactly.
@@ -294,22 +313,42 @@ impl Run {
     /// A fresh run in `dir` (created if needed; it must not hold a run already).
     pub fn create(dir: &Path, cfg: TrainConfig) -> Result<Run, TrainError> {
         if dir.join(CONFIG_FILE).exists() {
-            return Err(TrainError::RunExists { dir: dir.to_path_buf() });
+            return Err(TrainError::RunExists {
+                dir: dir.to_path_buf(),
+            });
         }
         let model = Model::new(&cfg.model, &mut Xoshiro256PlusPlus::seed_from_u64(cfg.seed))?;
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let path = dir.join(CONFIG_FILE);
-        let json = serde_json::to_string_pretty(&cfg).map_err(|source| TrainError::ConfigJson { path: path.clone(), source })?;
+        let json = serde_json::to_string_pretty(&cfg).map_err(|source| TrainError::ConfigJson {
+            path: path.clone(),
+            source,
+        })?;
         checkpoint::write_atomic(&path, json.as_bytes()).map_err(io("writing", &path))?;
-        Ok(Run { dir: dir.to_path_buf(), cfg, model, epoch: 0, step: 0, partial: None })
+        Ok(Run {
+            dir: dir.to_path_buf(),
+            cfg,
+            model,
+            epoch: 0,
+            step: 0,
+            partial: None,
+        })
     }
 
     /// Resumes the run in `dir` from its latest checkpoint, optimiser state included. `kind`, if
     /// given, must match the run's model; `epochs`, if given, replaces the total.
-    pub fn resume(dir: &Path, kind: Option<ModelKind>, epochs: Option<u64>) -> Result<Run, TrainError> {
+    pub fn resume(
+        dir: &Path,
+        kind: Option<ModelKind>,
+        epochs: Option<u64>,
+    ) -> Result<Run, TrainError> {
         let mut cfg = read_config(dir)?;
         if let Some(k) = kind.filter(|&k| k != cfg.model.kind) {
-            return Err(TrainError::WrongModel { dir: dir.to_path_buf(), requested: k, found: cfg.model.kind });
+            return Err(TrainError::WrongModel {
+                dir: dir.to_path_buf(),
+                requested: k,
+                found: cfg.model.kind,
+            });
         }
         let ck_path = dir.join(CHECKPOINT_FILE);
         if !ck_path.exists() {
@@ -320,7 +359,14 @@ impl Run {
         model.load_checkpoint(&mut ck, true)?;
         let (epoch, step) = (ck.epoch()?, ck.step()?);
         let partial = match ck.metadata.get(PARTIAL_KEY) {
-            Some(text) => Some(serde_json::from_str(text).map_err(|source| TrainError::ConfigJson { path: ck_path.clone(), source })?),
+            Some(text) => {
+                Some(
+                    serde_json::from_str(text).map_err(|source| TrainError::ConfigJson {
+                        path: ck_path.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         ck.finish()?;
@@ -328,12 +374,23 @@ impl Run {
             if e != cfg.epochs {
                 cfg.epochs = e;
                 let path = dir.join(CONFIG_FILE);
-                let json =
-                    serde_json::to_string_pretty(&cfg).map_err(|source| TrainError::ConfigJson { path: path.clone(), source })?;
+                let json = serde_json::to_string_pretty(&cfg).map_err(|source| {
+                    TrainError::ConfigJson {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
                 checkpoint::write_atomic(&path, json.as_bytes()).map_err(io("writing", &path))?;
             }
         }
-        Ok(Run { dir: dir.to_path_buf(), cfg, model, epoch, step, partial })
+        Ok(Run {
+            dir: dir.to_path_buf(),
+            cfg,
+            model,
+            epoch,
+            step,
+            partial,
+        })
     }
 
     /// The configuration.
@@ -359,25 +416,39 @@ impl Run {
     fn save_checkpoint(&self, partial: Option<&Partial>) -> Result<PathBuf, TrainError> {
         let path = self.dir.join(CHECKPOINT_FILE);
         let (tensors, steps) = self.model.checkpoint_tensors();
-        let mut meta = checkpoint::metadata(self.cfg.model.kind.name(), self.epoch, self.step, &self.cfg)?;
+        let mut meta =
+            checkpoint::metadata(self.cfg.model.kind.name(), self.epoch, self.step, &self.cfg)?;
         meta.extend(steps.into_iter().map(|(k, v)| (k, v.to_string())));
         if let Some(p) = partial {
-            let json = serde_json::to_string(p).map_err(|source| TrainError::ConfigJson { path: path.clone(), source })?;
+            let json = serde_json::to_string(p).map_err(|source| TrainError::ConfigJson {
+                path: path.clone(),
+                source,
+            })?;
             meta.insert(PARTIAL_KEY.to_string(), json);
         }
-        let refs: Vec<(String, Vec<usize>, &[f32])> =
-            tensors.iter().map(|t| (t.name.clone(), t.shape.clone(), t.data.as_slice())).collect();
+        let refs: Vec<(String, Vec<usize>, &[f32])> = tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.shape.clone(), t.data.as_slice()))
+            .collect();
         checkpoint::save(&path, &refs, &meta)?;
         Ok(path)
     }
 
-    fn write_images(&mut self, epoch: u64, z: &Array2<f32>, test: &data::Dataset) -> Result<(), TrainError> {
+    fn write_images(
+        &mut self,
+        epoch: u64,
+        z: &Array2<f32>,
+        test: &data::Dataset,
+    ) -> Result<(), TrainError> {
         let (h, w) = (self.cfg.model.height, self.cfg.model.width);
         let range = self.model.output_range();
         let opts = GridOptions::for_images(h, w, 8, range);
         let samples = self.model.generate(z.view());
         let grid = image::grid(samples.view(), h, w, &opts)?;
-        image::write_png(&self.dir.join(format!("samples_epoch_{epoch:03}.png")), &grid)?;
+        image::write_png(
+            &self.dir.join(format!("samples_epoch_{epoch:03}.png")),
+            &grid,
+        )?;
         image::write_png(&self.dir.join("samples.png"), &grid)?;
         let n = RECON_COUNT.min(test.len());
         if n > 0 {
@@ -385,7 +456,12 @@ impl Run {
             if let Some(rec) = self.model.reconstruct(originals) {
                 let opts = GridOptions::for_images(h, w, 4, range);
                 let img = image::comparison(originals, rec.view(), h, w, &opts)?;
-                image::write_png(&self.dir.join(format!("reconstructions_epoch_{epoch:03}.png")), &img)?;
+                image::write_png(
+                    &self
+                        .dir
+                        .join(format!("reconstructions_epoch_{epoch:03}.png")),
+                    &img,
+                )?;
                 image::write_png(&self.dir.join("reconstructions.png"), &img)?;
             }
         }
@@ -394,18 +470,37 @@ impl Run {
 
     /// Trains until `config().epochs` epochs are done or `stop` is set (checked before every
     /// step; then a checkpoint is written and [`Outcome::Interrupted`] returned).
-    pub fn train(&mut self, splits: &Splits, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome, TrainError> {
+    pub fn train(
+        &mut self,
+        splits: &Splits,
+        stop: &AtomicBool,
+        obs: &mut dyn Observer,
+    ) -> Result<Outcome, TrainError> {
         let cfg = self.cfg.clone();
         let has_bn = matches!(cfg.model.kind, ModelKind::Gan | ModelKind::Dcgan);
         // BatchNorm statistics of a one-image batch are meaningless: GANs drop the short last batch.
         let mut batcher = Batcher::new(&splits.train, cfg.batch_size, cfg.seed)?.drop_last(has_bn);
         let steps = batcher.batches_per_epoch();
         if steps == 0 {
-            return Err(TrainError::TooFewImages { images: splits.train.len(), batch: cfg.batch_size });
+            return Err(TrainError::TooFewImages {
+                images: splits.train.len(),
+                batch: cfg.batch_size,
+            });
         }
         let mut metrics = MetricsLog::open(&self.dir)?;
         let z_fixed = sample_latents(cfg.seed, cfg.model.latent);
-        let parameters = self.model.checkpoint_tensors().0.iter().filter(|t| !t.name.starts_with("optim.") && !t.name.starts_with("ema.") && !t.name.contains("running_")).map(|t| t.data.len()).sum();
+        let parameters = self
+            .model
+            .checkpoint_tensors()
+            .0
+            .iter()
+            .filter(|t| {
+                !t.name.starts_with("optim.")
+                    && !t.name.starts_with("ema.")
+                    && !t.name.contains("running_")
+            })
+            .map(|t| t.data.len())
+            .sum();
         let start_step = (self.step - self.epoch * steps as u64) as usize;
         obs.start(&RunInfo {
             epochs: cfg.epochs,
@@ -431,21 +526,36 @@ impl Run {
             let started = Instant::now();
             for s in skip..steps {
                 if stop.load(Ordering::SeqCst) {
-                    let p = Partial { images, sums: sums.iter().map(|v| v.to_bits()).collect() };
+                    let p = Partial {
+                        images,
+                        sums: sums.iter().map(|v| v.to_bits()).collect(),
+                    };
                     let checkpoint = self.save_checkpoint(Some(&p))?;
-                    return Ok(Outcome::Interrupted { epoch: epoch + 1, step: s, checkpoint });
+                    return Ok(Outcome::Interrupted {
+                        epoch: epoch + 1,
+                        step: s,
+                        checkpoint,
+                    });
                 }
-                let Some(batch) = batcher.next_batch() else { break };
+                let Some(batch) = batcher.next_batch() else {
+                    break;
+                };
                 let n = batch.len();
-                let mut rng = Xoshiro256PlusPlus::seed_from_u64(mix(cfg.seed ^ STREAM_STEP, self.step));
-                let info = StepInfo { epoch_progress: epoch as f64 + s as f64 / steps as f64 };
-                let losses = self.model.train_step(batch.images, info, &mut rng).map_err(|e| TrainError::NonFinite {
-                    loss: e.loss,
-                    value: e.value,
-                    epoch: epoch + 1,
-                    step: s + 1,
-                    dir: self.dir.clone(),
-                })?;
+                let mut rng =
+                    Xoshiro256PlusPlus::seed_from_u64(mix(cfg.seed ^ STREAM_STEP, self.step));
+                let info = StepInfo {
+                    epoch_progress: epoch as f64 + s as f64 / steps as f64,
+                };
+                let losses = self
+                    .model
+                    .train_step(batch.images, info, &mut rng)
+                    .map_err(|e| TrainError::NonFinite {
+                        loss: e.loss,
+                        value: e.value,
+                        epoch: epoch + 1,
+                        step: s + 1,
+                        dir: self.dir.clone(),
+                    })?;
                 for (sum, (_, v)) in sums.iter_mut().zip(losses.iter()) {
                     *sum += v * n as f64;
                 }
@@ -458,19 +568,37 @@ impl Run {
             let mut values = [0.0; 8];
             values[..mean.len()].copy_from_slice(&mean);
             let train = Losses { names, values };
-            let mut eval_rng = Xoshiro256PlusPlus::seed_from_u64(mix(cfg.seed ^ STREAM_EVAL, epoch));
-            let test = self.model.evaluate(splits.test.images.view(), &mut eval_rng);
+            let mut eval_rng =
+                Xoshiro256PlusPlus::seed_from_u64(mix(cfg.seed ^ STREAM_EVAL, epoch));
+            let test = self
+                .model
+                .evaluate(splits.test.images.view(), &mut eval_rng);
             self.epoch += 1;
             self.write_images(self.epoch, &z_fixed, &splits.test)?;
             let train_names: Vec<String> = names.iter().map(|n| format!("train_{n}")).collect();
             let test_names: Vec<String> = names.iter().map(|n| format!("test_{n}")).collect();
             let mut row: Vec<(&str, f64)> = Vec::new();
-            row.extend(train_names.iter().map(String::as_str).zip(train.iter().map(|(_, v)| v)));
-            row.extend(test_names.iter().map(String::as_str).zip(test.iter().map(|(_, v)| v)));
+            row.extend(
+                train_names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(train.iter().map(|(_, v)| v)),
+            );
+            row.extend(
+                test_names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(test.iter().map(|(_, v)| v)),
+            );
             row.push(("seconds", seconds));
             metrics.log(self.epoch, &row)?;
             self.save_checkpoint(None)?;
-            obs.epoch(&EpochReport { epoch: self.epoch, train, test, seconds });
+            obs.epoch(&EpochReport {
+                epoch: self.epoch,
+                train,
+                test,
+                seconds,
+            });
         }
         Ok(Outcome::Finished { epochs: self.epoch })
     }

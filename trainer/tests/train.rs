@@ -13,7 +13,8 @@ use tinygen_trainer::checkpoint;
 use tinygen_trainer::data::Splits;
 use tinygen_trainer::models::{Losses, Model, ModelConfig, ModelKind};
 use tinygen_trainer::train::{
-    load_run, sample_latents, EpochReport, Observer, Outcome, Run, TrainConfig, TrainError, CHECKPOINT_FILE,
+    load_run, sample_latents, EpochReport, Observer, Outcome, Run, TrainConfig, TrainError,
+    CHECKPOINT_FILE,
 };
 
 /// Records every epoch report, and sets `stop` after `stop_at` steps (counted from the start
@@ -66,7 +67,9 @@ fn train(dir: &Path, cfg: TrainConfig) -> Vec<EpochReport> {
     let splits = cfg.load_data().unwrap();
     let mut run = Run::create(dir, cfg).unwrap();
     let mut rec = Recorder::default();
-    let out = run.train(&splits, &AtomicBool::new(false), &mut rec).unwrap();
+    let out = run
+        .train(&splits, &AtomicBool::new(false), &mut rec)
+        .unwrap();
     assert!(matches!(out, Outcome::Finished { .. }));
     rec.reports
 }
@@ -75,13 +78,23 @@ fn train(dir: &Path, cfg: TrainConfig) -> Vec<EpochReport> {
 fn bits(reports: &[EpochReport]) -> Vec<u64> {
     reports
         .iter()
-        .flat_map(|r| r.train.iter().chain(r.test.iter()).map(|(_, v)| v.to_bits()).collect::<Vec<_>>())
+        .flat_map(|r| {
+            r.train
+                .iter()
+                .chain(r.test.iter())
+                .map(|(_, v)| v.to_bits())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
 fn initial_test_loss(cfg: &TrainConfig, splits: &Splits) -> Losses {
-    let mut model = Model::new(&cfg.model, &mut Xoshiro256PlusPlus::seed_from_u64(cfg.seed)).unwrap();
-    model.evaluate(splits.test.images.view(), &mut Xoshiro256PlusPlus::seed_from_u64(1))
+    let mut model =
+        Model::new(&cfg.model, &mut Xoshiro256PlusPlus::seed_from_u64(cfg.seed)).unwrap();
+    model.evaluate(
+        splits.test.images.view(),
+        &mut Xoshiro256PlusPlus::seed_from_u64(1),
+    )
 }
 
 #[test]
@@ -96,8 +109,18 @@ fn vae_test_loss_falls_to_at_most_0_8_of_initial() {
         // An untrained decoder outputs about 0.5 everywhere: ~64 * ln 2 = 44 nats per 8x8
         // image. Four epochs (48 steps) of the recipe reach about 27; 0.8x leaves room for
         // seeds and thread counts while failing any model that does not learn.
-        assert!(last <= 0.8 * initial, "{kind}: test loss {initial} -> {last}");
-        for f in ["samples.png", "samples_epoch_004.png", "reconstructions.png", "metrics.csv", "config.json", CHECKPOINT_FILE] {
+        assert!(
+            last <= 0.8 * initial,
+            "{kind}: test loss {initial} -> {last}"
+        );
+        for f in [
+            "samples.png",
+            "samples_epoch_004.png",
+            "reconstructions.png",
+            "metrics.csv",
+            "config.json",
+            CHECKPOINT_FILE,
+        ] {
             assert!(dir.path().join(f).exists(), "{kind}: {f} missing");
         }
     }
@@ -110,17 +133,28 @@ fn mean_image_distance(model: &mut Model, splits: &Splits, seed: u64) -> f64 {
     let range = model.output_range();
     let gen = model.generate(z.view()).mapv(|v| range.to_unit(v));
     let data = splits.test.images.mapv(|v| range.to_unit(v));
-    let (g, d) = (gen.mean_axis(Axis(0)).unwrap(), data.mean_axis(Axis(0)).unwrap());
-    g.iter().zip(&d).map(|(&a, &b)| f64::from(a - b).powi(2)).sum()
+    let (g, d) = (
+        gen.mean_axis(Axis(0)).unwrap(),
+        data.mean_axis(Axis(0)).unwrap(),
+    );
+    g.iter()
+        .zip(&d)
+        .map(|(&a, &b)| f64::from(a - b).powi(2))
+        .sum()
 }
 
 #[test]
 fn gans_move_their_samples_towards_the_data() {
-    for (kind, epochs) in [(ModelKind::Gan, 6), (ModelKind::Dcgan, 6), (ModelKind::VaeGan, 4)] {
+    for (kind, epochs) in [
+        (ModelKind::Gan, 6),
+        (ModelKind::Dcgan, 6),
+        (ModelKind::VaeGan, 4),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(kind, epochs, &tinygen_trainer::data::builtin().unwrap());
         let splits = cfg.load_data().unwrap();
-        let mut fresh = Model::new(&cfg.model, &mut Xoshiro256PlusPlus::seed_from_u64(cfg.seed)).unwrap();
+        let mut fresh =
+            Model::new(&cfg.model, &mut Xoshiro256PlusPlus::seed_from_u64(cfg.seed)).unwrap();
         let before = mean_image_distance(&mut fresh, &splits, cfg.seed);
         let reports = train(dir.path(), cfg.clone());
         let (_, mut trained) = load_run(dir.path()).unwrap();
@@ -128,8 +162,18 @@ fn gans_move_their_samples_towards_the_data() {
         // The mean sample of an untrained generator is flat grey; a generator that learns
         // draws the digits' mean shape (dark border, bright strokes). Requiring the distance
         // to halve fails a generator that does not learn from the discriminator.
-        assert!(after <= 0.5 * before, "{kind}: mean-image distance {before} -> {after}");
-        let d_real = reports.last().unwrap().train.iter().find(|(n, _)| *n == "d_real").unwrap().1;
+        assert!(
+            after <= 0.5 * before,
+            "{kind}: mean-image distance {before} -> {after}"
+        );
+        let d_real = reports
+            .last()
+            .unwrap()
+            .train
+            .iter()
+            .find(|(n, _)| *n == "d_real")
+            .unwrap()
+            .1;
         assert!(d_real > 0.0 && d_real < 1.0, "{kind}: D(x) = {d_real}");
     }
 }
@@ -146,7 +190,11 @@ fn same_seed_gives_the_same_losses_bit_for_bit() {
         assert_eq!(bits(&ra), bits(&rb), "{kind}: same seed, different losses");
         cfg.seed += 1;
         let c = tempfile::tempdir().unwrap();
-        assert_ne!(bits(&ra), bits(&train(c.path(), cfg)), "{kind}: the seed has no effect");
+        assert_ne!(
+            bits(&ra),
+            bits(&train(c.path(), cfg)),
+            "{kind}: the seed has no effect"
+        );
     }
 }
 
@@ -165,14 +213,38 @@ fn resume_after_interruption_equals_uninterrupted_run() {
         let parts = tempfile::tempdir().unwrap();
         let stop = AtomicBool::new(false);
         let mut run = Run::create(parts.path(), cfg.clone()).unwrap();
-        let per_epoch = if kind.has_discriminator() { splits.train.len() / 64 } else { splits.train.len().div_ceil(128) };
-        let mut first = Recorder { stop_at: Some((per_epoch + 3, &stop)), ..Recorder::default() };
-        let out = run.train(&cfg.load_data().unwrap(), &stop, &mut first).unwrap();
-        assert!(matches!(out, Outcome::Interrupted { epoch: 2, step: 3, .. }), "{kind}: {out:?}");
+        let per_epoch = if kind.has_discriminator() {
+            splits.train.len() / 64
+        } else {
+            splits.train.len().div_ceil(128)
+        };
+        let mut first = Recorder {
+            stop_at: Some((per_epoch + 3, &stop)),
+            ..Recorder::default()
+        };
+        let out = run
+            .train(&cfg.load_data().unwrap(), &stop, &mut first)
+            .unwrap();
+        assert!(
+            matches!(
+                out,
+                Outcome::Interrupted {
+                    epoch: 2,
+                    step: 3,
+                    ..
+                }
+            ),
+            "{kind}: {out:?}"
+        );
         drop(run);
         let mut run = Run::resume(parts.path(), Some(kind), None).unwrap();
         let mut second = Recorder::default();
-        run.train(&cfg.load_data().unwrap(), &AtomicBool::new(false), &mut second).unwrap();
+        run.train(
+            &cfg.load_data().unwrap(),
+            &AtomicBool::new(false),
+            &mut second,
+        )
+        .unwrap();
         let mut got = first.reports;
         got.extend(second.reports);
         assert_eq!(bits(&got), bits(&expected), "{kind}: resumed run differs");
@@ -180,10 +252,17 @@ fn resume_after_interruption_equals_uninterrupted_run() {
         // The final checkpoints hold the same tensors, bit for bit.
         let a = checkpoint::load(&whole.path().join(CHECKPOINT_FILE)).unwrap();
         let b = checkpoint::load(&parts.path().join(CHECKPOINT_FILE)).unwrap();
-        assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
+        assert_eq!(
+            a.tensors.keys().collect::<Vec<_>>(),
+            b.tensors.keys().collect::<Vec<_>>()
+        );
         for (name, t) in &a.tensors {
             let u = &b.tensors[name];
-            let same = t.data.iter().zip(&u.data).all(|(x, y)| x.to_bits() == y.to_bits());
+            let same = t
+                .data
+                .iter()
+                .zip(&u.data)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same && t.shape == u.shape, "{kind}: tensor {name} differs");
         }
     }
@@ -196,15 +275,29 @@ fn nan_guard_names_epoch_step_and_loss() {
     cfg.model.lr_g = 1e30;
     let dir = tempfile::tempdir().unwrap();
     let mut run = Run::create(dir.path(), cfg).unwrap();
-    let err = run.train(&splits, &AtomicBool::new(false), &mut Recorder::default()).unwrap_err();
-    let TrainError::NonFinite { epoch, step, loss, value, .. } = &err else { panic!("expected NonFinite, got {err}") };
+    let err = run
+        .train(&splits, &AtomicBool::new(false), &mut Recorder::default())
+        .unwrap_err();
+    let TrainError::NonFinite {
+        epoch,
+        step,
+        loss,
+        value,
+        ..
+    } = &err
+    else {
+        panic!("expected NonFinite, got {err}")
+    };
     assert!(!value.is_finite());
     assert_eq!(*epoch, 1, "{err}");
     // Step 1 runs on the initial weights; the first absurd update lands before step 2.
     assert!(*step >= 2, "{err}");
     assert!(["loss", "recon", "kl"].contains(loss), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("epoch 1") && msg.contains(&format!("step {step}")) && msg.contains(loss), "{msg}");
+    assert!(
+        msg.contains("epoch 1") && msg.contains(&format!("step {step}")) && msg.contains(loss),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -212,7 +305,9 @@ fn resume_refuses_another_model() {
     let splits = tinygen_trainer::data::builtin().unwrap();
     let dir = tempfile::tempdir().unwrap();
     train(dir.path(), config(ModelKind::Vae, 1, &splits));
-    let err = Run::resume(dir.path(), Some(ModelKind::Gan), None).err().unwrap();
+    let err = Run::resume(dir.path(), Some(ModelKind::Gan), None)
+        .err()
+        .unwrap();
     assert!(matches!(err, TrainError::WrongModel { .. }), "{err}");
     let empty = tempfile::tempdir().unwrap();
     let err = Run::resume(empty.path(), None, None).err().unwrap();
@@ -224,14 +319,22 @@ fn run_mlp_graph(g: &Graph, z: &[f32]) -> Vec<f32> {
     let mut x = z.to_vec();
     for layer in &g.layers {
         x = match layer {
-            Layer::Dense { inputs, outputs, weight, bias } => (0..*outputs)
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => (0..*outputs)
                 .map(|o| {
                     let row = &weight[o * inputs..(o + 1) * inputs];
                     bias[o] + row.iter().zip(&x).map(|(w, v)| w * v).sum::<f32>()
                 })
                 .collect(),
             Layer::Relu => x.iter().map(|v| v.max(0.0)).collect(),
-            Layer::LeakyRelu { alpha } => x.iter().map(|&v| if v >= 0.0 { v } else { alpha * v }).collect(),
+            Layer::LeakyRelu { alpha } => x
+                .iter()
+                .map(|&v| if v >= 0.0 { v } else { alpha * v })
+                .collect(),
             Layer::Tanh => x.iter().map(|v| v.tanh()).collect(),
             Layer::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
             Layer::Reshape { .. } => x,
@@ -244,7 +347,12 @@ fn run_mlp_graph(g: &Graph, z: &[f32]) -> Vec<f32> {
 #[test]
 fn loaded_run_lowers_to_graphs_that_match_the_trainer() {
     let splits = tinygen_trainer::data::builtin().unwrap();
-    for kind in [ModelKind::Vae, ModelKind::Gan, ModelKind::Dcgan, ModelKind::VaeGan] {
+    for kind in [
+        ModelKind::Vae,
+        ModelKind::Gan,
+        ModelKind::Dcgan,
+        ModelKind::VaeGan,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(kind, 1, &splits);
         cfg.model.ema = kind.has_discriminator().then_some(0.9);
@@ -260,7 +368,10 @@ fn loaded_run_lowers_to_graphs_that_match_the_trainer() {
                 Part::Discriminator => assert_eq!(out, Shape::flat(1), "{kind}"),
             }
         }
-        assert!(model.graph(Part::Encoder).is_ok() == kind.is_vae(), "{kind}: encoder only for VAEs");
+        assert!(
+            model.graph(Part::Encoder).is_ok() == kind.is_vae(),
+            "{kind}: encoder only for VAEs"
+        );
         if kind == ModelKind::Dcgan {
             continue; // convolutions: checked against tract by the export tests
         }
@@ -273,8 +384,15 @@ fn loaded_run_lowers_to_graphs_that_match_the_trainer() {
         let g = model.graph(Part::Generator).unwrap();
         for (zi, wi) in z.rows().into_iter().zip(want.rows()) {
             let got = run_mlp_graph(&g, zi.as_slice().unwrap());
-            let err = got.iter().zip(wi).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(err <= 1e-4, "{kind}: graph differs from the trainer by {err}");
+            let err = got
+                .iter()
+                .zip(wi)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                err <= 1e-4,
+                "{kind}: graph differs from the trainer by {err}"
+            );
         }
     }
 }

@@ -5,12 +5,15 @@ use rand::Rng;
 use tinygen_export::{Graph, Layer, Part, Shape};
 
 use super::{
-    adam_step, ema_update, load_adam, load_seq, mean_prob, normal, save_adam, save_seq, skip_optim, to_flat, to_input,
-    Losses, ModelConfig, ModelError, ModelKind, NonFinite, OwnedTensor,
+    adam_step, ema_update, load_adam, load_seq, mean_prob, normal, save_adam, save_seq, skip_optim,
+    to_flat, to_input, Losses, ModelConfig, ModelError, ModelKind, NonFinite, OwnedTensor,
 };
 use crate::checkpoint::Checkpoint;
 use crate::init::{init_sequential, Init};
-use crate::nn::{Activation, BatchNorm, Conv2d, ConvSpec, ConvTranspose2d, Linear, Mode, Module, Reshape, Sequential};
+use crate::nn::{
+    Activation, BatchNorm, Conv2d, ConvSpec, ConvTranspose2d, Linear, Mode, Module, Reshape,
+    Sequential,
+};
 use crate::optim::Adam;
 
 /// Names of the values a GAN step and evaluation return: the discriminator's and the
@@ -38,7 +41,11 @@ pub struct Gan {
 }
 
 /// An MLP discriminator `pixels -> hidden... -> 1` with LeakyReLU 0.2.
-pub(super) fn mlp_discriminator<R: Rng + ?Sized>(pixels: usize, hidden: &[usize], rng: &mut R) -> Sequential {
+pub(super) fn mlp_discriminator<R: Rng + ?Sized>(
+    pixels: usize,
+    hidden: &[usize],
+    rng: &mut R,
+) -> Sequential {
     let mut d = Sequential::new("disc");
     let mut prev = pixels;
     for (i, &h) in hidden.iter().enumerate() {
@@ -46,7 +53,10 @@ pub(super) fn mlp_discriminator<R: Rng + ?Sized>(pixels: usize, hidden: &[usize]
         d.push(format!("lrelu{}", i + 1), Activation::LeakyRelu(LEAKY));
         prev = h;
     }
-    d.push(format!("fc{}", hidden.len() + 1), Linear::new(prev, 1, true, rng));
+    d.push(
+        format!("fc{}", hidden.len() + 1),
+        Linear::new(prev, 1, true, rng),
+    );
     d
 }
 
@@ -63,15 +73,27 @@ impl Gan {
                 .with("bn1", Module::BatchNorm1d(BatchNorm::new(base)))
                 .with("relu1", Activation::Relu)
                 .with("reshape", Reshape::chw(2 * c, h4, w4))
-                .with("deconv1", ConvTranspose2d::new(ConvSpec::square(2 * c, c, 4, 2, 1), false, rng))
+                .with(
+                    "deconv1",
+                    ConvTranspose2d::new(ConvSpec::square(2 * c, c, 4, 2, 1), false, rng),
+                )
                 .with("bn2", Module::BatchNorm2d(BatchNorm::new(c)))
                 .with("relu2", Activation::Relu)
-                .with("deconv2", ConvTranspose2d::new(ConvSpec::square(c, 1, 4, 2, 1), true, rng))
+                .with(
+                    "deconv2",
+                    ConvTranspose2d::new(ConvSpec::square(c, 1, 4, 2, 1), true, rng),
+                )
                 .with("tanh", Activation::Tanh);
             let mut disc = Sequential::new("disc")
-                .with("conv1", Conv2d::new(ConvSpec::square(1, c, 4, 2, 1), true, rng))
+                .with(
+                    "conv1",
+                    Conv2d::new(ConvSpec::square(1, c, 4, 2, 1), true, rng),
+                )
                 .with("lrelu1", Activation::LeakyRelu(LEAKY))
-                .with("conv2", Conv2d::new(ConvSpec::square(c, 2 * c, 4, 2, 1), false, rng))
+                .with(
+                    "conv2",
+                    Conv2d::new(ConvSpec::square(c, 2 * c, 4, 2, 1), false, rng),
+                )
                 .with("bn2", Module::BatchNorm2d(BatchNorm::new(2 * c)))
                 .with("lrelu2", Activation::LeakyRelu(LEAKY))
                 .with("flatten", Module::Flatten)
@@ -84,11 +106,17 @@ impl Gan {
             let mut prev = l;
             for (i, &h) in cfg.hidden.iter().enumerate() {
                 gen.push(format!("fc{}", i + 1), Linear::new(prev, h, true, rng));
-                gen.push(format!("bn{}", i + 1), Module::BatchNorm1d(BatchNorm::new(h)));
+                gen.push(
+                    format!("bn{}", i + 1),
+                    Module::BatchNorm1d(BatchNorm::new(h)),
+                );
                 gen.push(format!("lrelu{}", i + 1), Activation::LeakyRelu(LEAKY));
                 prev = h;
             }
-            gen.push(format!("fc{}", cfg.hidden.len() + 1), Linear::new(prev, p, true, rng));
+            gen.push(
+                format!("fc{}", cfg.hidden.len() + 1),
+                Linear::new(prev, p, true, rng),
+            );
             gen.push("tanh", Activation::Tanh);
             (gen, mlp_discriminator(p, &cfg.d_hidden, rng))
         };
@@ -123,7 +151,11 @@ impl Gan {
 
     /// One discriminator step per `d_steps` (each with fresh fakes, the same real batch), then
     /// one generator step on the last fakes.
-    pub(super) fn train_step<R: Rng + ?Sized>(&mut self, x: ArrayView2<'_, f32>, rng: &mut R) -> Result<Losses, NonFinite> {
+    pub(super) fn train_step<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        rng: &mut R,
+    ) -> Result<Losses, NonFinite> {
         let b = x.nrows();
         let loss = self.cfg.loss.gan_loss();
         let real_label = 1.0 - self.cfg.label_smoothing;
@@ -162,7 +194,11 @@ impl Gan {
 
     /// Eval-mode losses and probabilities on test images against fresh fakes (from the
     /// trained generator, not the EMA), averaged over the set.
-    pub(super) fn evaluate<R: Rng + ?Sized>(&mut self, x: ArrayView2<'_, f32>, rng: &mut R) -> Losses {
+    pub(super) fn evaluate<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        rng: &mut R,
+    ) -> Losses {
         let loss = self.cfg.loss.gan_loss();
         let mut sums = [0.0f64; 4];
         for chunk in x.axis_chunks_iter(Axis(0), EVAL_CHUNK) {
@@ -194,9 +230,13 @@ impl Gan {
 
     /// The generator graph (EMA weights when EMA is on): `z` -> image `[1, H, W]`.
     pub fn generator_graph(&self) -> Result<Graph, ModelError> {
-        let mut g = self.sampling_generator().to_graph(Part::Generator, Shape::flat(self.cfg.latent))?;
+        let mut g = self
+            .sampling_generator()
+            .to_graph(Part::Generator, Shape::flat(self.cfg.latent))?;
         if !self.conv() {
-            g.layers.push(Layer::Reshape { to: Shape::chw(1, self.cfg.height, self.cfg.width) });
+            g.layers.push(Layer::Reshape {
+                to: Shape::chw(1, self.cfg.height, self.cfg.width),
+            });
             g.validate().map_err(crate::nn::NnError::from)?;
         }
         Ok(g)
@@ -204,7 +244,9 @@ impl Gan {
 
     /// The discriminator graph: image -> one logit.
     pub fn discriminator_graph(&self) -> Result<Graph, ModelError> {
-        Ok(self.disc.to_graph(Part::Discriminator, self.input_shape())?)
+        Ok(self
+            .disc
+            .to_graph(Part::Discriminator, self.input_shape())?)
     }
 
     pub(super) fn save(&self, out: &mut Vec<OwnedTensor>, steps: &mut Vec<(String, u64)>) {

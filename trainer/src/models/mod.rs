@@ -53,7 +53,13 @@ pub enum ModelKind {
 
 impl ModelKind {
     /// Every kind, in the order the command line lists them.
-    pub const ALL: [ModelKind; 5] = [ModelKind::Vae, ModelKind::VaeConv, ModelKind::Gan, ModelKind::Dcgan, ModelKind::VaeGan];
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Vae,
+        ModelKind::VaeConv,
+        ModelKind::Gan,
+        ModelKind::Dcgan,
+        ModelKind::VaeGan,
+    ];
 
     /// The name used on the command line and in checkpoints.
     pub fn name(self) -> &'static str {
@@ -68,7 +74,10 @@ impl ModelKind {
 
     /// True for the models trained with a variational (ELBO) loss.
     pub fn is_vae(self) -> bool {
-        matches!(self, ModelKind::Vae | ModelKind::VaeConv | ModelKind::VaeGan)
+        matches!(
+            self,
+            ModelKind::Vae | ModelKind::VaeConv | ModelKind::VaeGan
+        )
     }
 
     /// True for the models with a discriminator.
@@ -99,7 +108,9 @@ impl FromStr for ModelKind {
         ModelKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown model {s:?}; expected one of vae, vae-conv, gan, dcgan, vaegan"))
+            .ok_or_else(|| {
+                format!("unknown model {s:?}; expected one of vae, vae-conv, gan, dcgan, vaegan")
+            })
     }
 }
 
@@ -120,7 +131,9 @@ impl FromStr for Likelihood {
         match s {
             "bernoulli" => Ok(Likelihood::Bernoulli),
             "gaussian" => Ok(Likelihood::Gaussian),
-            _ => Err(format!("unknown likelihood {s:?}; expected bernoulli or gaussian")),
+            _ => Err(format!(
+                "unknown likelihood {s:?}; expected bernoulli or gaussian"
+            )),
         }
     }
 }
@@ -160,7 +173,9 @@ impl FromStr for AdvLoss {
             "minimax" => Ok(AdvLoss::Minimax),
             "lsgan" => Ok(AdvLoss::Lsgan),
             "hinge" => Ok(AdvLoss::Hinge),
-            _ => Err(format!("unknown GAN loss {s:?}; expected nonsaturating, minimax, lsgan or hinge")),
+            _ => Err(format!(
+                "unknown GAN loss {s:?}; expected nonsaturating, minimax, lsgan or hinge"
+            )),
         }
     }
 }
@@ -248,7 +263,10 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |what: String| Err(ModelError::BadConfig(what));
         if self.height == 0 || self.width == 0 {
-            return bad(format!("image size {}x{} is empty", self.height, self.width));
+            return bad(format!(
+                "image size {}x{} is empty",
+                self.height, self.width
+            ));
         }
         if self.latent == 0 {
             return bad("--latent must be at least 1".into());
@@ -272,11 +290,16 @@ impl ModelConfig {
         }
         for (flag, lr) in [("--lr-g", self.lr_g), ("--lr-d", self.lr_d)] {
             if !(lr.is_finite() && lr > 0.0) {
-                return bad(format!("{flag} (or --lr) must be a positive number, got {lr}"));
+                return bad(format!(
+                    "{flag} (or --lr) must be a positive number, got {lr}"
+                ));
             }
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad(format!("--label-smoothing must be in [0, 1), got {}", self.label_smoothing));
+            return bad(format!(
+                "--label-smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            ));
         }
         if !(0.0..1.0).contains(&self.beta1) {
             return bad(format!("Adam beta1 must be in [0, 1), got {}", self.beta1));
@@ -286,11 +309,16 @@ impl ModelConfig {
         }
         if let Some(d) = self.ema {
             if !(0.0..1.0).contains(&d) {
-                return bad(format!("--ema must be a decay in [0, 1), e.g. 0.999; got {d}"));
+                return bad(format!(
+                    "--ema must be a decay in [0, 1), e.g. 0.999; got {d}"
+                ));
             }
         }
         if !(self.adv_weight.is_finite() && self.adv_weight >= 0.0) {
-            return bad(format!("--adv-weight must be finite and >= 0, got {}", self.adv_weight));
+            return bad(format!(
+                "--adv-weight must be finite and >= 0, got {}",
+                self.adv_weight
+            ));
         }
         Ok(())
     }
@@ -421,7 +449,12 @@ impl Model {
 
     /// One training step on `x` (`(batch, pixels)`, in [`Model::output_range`]). Every loss is
     /// checked before any weight changes; a non-finite one is returned as [`NonFinite`].
-    pub fn train_step<R: Rng + ?Sized>(&mut self, x: ArrayView2<'_, f32>, info: StepInfo, rng: &mut R) -> Result<Losses, NonFinite> {
+    pub fn train_step<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        info: StepInfo,
+        rng: &mut R,
+    ) -> Result<Losses, NonFinite> {
         match self {
             Model::Vae(m) => m.train_step(x, info, rng),
             Model::Gan(m) => m.train_step(x, rng),
@@ -472,8 +505,10 @@ impl Model {
     pub fn graph(&self, part: Part) -> Result<Graph, ModelError> {
         let kind = self.config().kind;
         match (self, part) {
-            (Model::Vae(m), Part::Generator) | (Model::VaeGan(VaeGan { vae: m, .. }), Part::Generator) => m.decoder_graph(),
-            (Model::Vae(m), Part::Encoder) | (Model::VaeGan(VaeGan { vae: m, .. }), Part::Encoder) => m.encoder_graph(),
+            (Model::Vae(m), Part::Generator)
+            | (Model::VaeGan(VaeGan { vae: m, .. }), Part::Generator) => m.decoder_graph(),
+            (Model::Vae(m), Part::Encoder)
+            | (Model::VaeGan(VaeGan { vae: m, .. }), Part::Encoder) => m.encoder_graph(),
             (Model::Gan(m), Part::Generator) => m.generator_graph(),
             (Model::Gan(m), Part::Discriminator) => m.discriminator_graph(),
             (Model::VaeGan(m), Part::Discriminator) => m.discriminator_graph(),
@@ -496,7 +531,11 @@ impl Model {
 
     /// Restores the weights (and, if `with_optim`, the optimiser state) from `ck`. Every
     /// tensor must be present with its shape; leftover tensors are an error.
-    pub fn load_checkpoint(&mut self, ck: &mut Checkpoint, with_optim: bool) -> Result<(), ModelError> {
+    pub fn load_checkpoint(
+        &mut self,
+        ck: &mut Checkpoint,
+        with_optim: bool,
+    ) -> Result<(), ModelError> {
         match self {
             Model::Vae(m) => m.load(ck, with_optim),
             Model::Gan(m) => m.load(ck, with_optim),
@@ -526,7 +565,11 @@ const ADAM_KEYS: [&str; 2] = ["exp_avg", "exp_avg_sq"];
 /// A network's weights and statistics, with `prefix` before each name (`ema.` for EMA copies).
 fn save_seq(seq: &Sequential, prefix: &str, out: &mut Vec<OwnedTensor>) {
     for t in seq.state() {
-        out.push(OwnedTensor { name: format!("{prefix}{}", t.name), shape: t.shape, data: t.data.to_vec() });
+        out.push(OwnedTensor {
+            name: format!("{prefix}{}", t.name),
+            shape: t.shape,
+            data: t.data.to_vec(),
+        });
     }
 }
 
@@ -541,18 +584,36 @@ fn load_seq(seq: &mut Sequential, prefix: &str, ck: &mut Checkpoint) -> Result<(
 fn save_adam(group: &str, opt: &Adam, out: &mut Vec<OwnedTensor>, steps: &mut Vec<(String, u64)>) {
     let st = opt.state();
     for t in st.tensors {
-        out.push(OwnedTensor { name: format!("optim.{}.{}", t.param, t.key), shape: vec![t.data.len()], data: t.data });
+        out.push(OwnedTensor {
+            name: format!("optim.{}.{}", t.param, t.key),
+            shape: vec![t.data.len()],
+            data: t.data,
+        });
     }
     steps.push((optim_step_key(group), st.step));
 }
 
-fn load_adam(group: &str, opt: &mut Adam, seq: &mut Sequential, ck: &mut Checkpoint) -> Result<(), ModelError> {
+fn load_adam(
+    group: &str,
+    opt: &mut Adam,
+    seq: &mut Sequential,
+    ck: &mut Checkpoint,
+) -> Result<(), ModelError> {
     let key = optim_step_key(group);
     let step: u64 = match ck.metadata.get(&key) {
         Some(v) => v.parse().map_err(|_| {
-            ModelError::BadConfig(format!("{}: metadata {key} = {v:?} is not an integer", ck.path.display()))
+            ModelError::BadConfig(format!(
+                "{}: metadata {key} = {v:?} is not an integer",
+                ck.path.display()
+            ))
         })?,
-        None => return Err(CheckpointError::MissingMetadata { path: ck.path.clone(), key: "tinygen.optim.<group>.step" }.into()),
+        None => {
+            return Err(CheckpointError::MissingMetadata {
+                path: ck.path.clone(),
+                key: "tinygen.optim.<group>.step",
+            }
+            .into())
+        }
     };
     if step == 0 {
         return Ok(());
@@ -561,7 +622,11 @@ fn load_adam(group: &str, opt: &mut Adam, seq: &mut Sequential, ck: &mut Checkpo
     for p in seq.parameters() {
         for k in ADAM_KEYS {
             let data = ck.take(&format!("optim.{}.{k}", p.name), &[p.value.len()])?;
-            tensors.push(StateTensor { param: p.name.clone(), key: k, data });
+            tensors.push(StateTensor {
+                param: p.name.clone(),
+                key: k,
+                data,
+            });
         }
     }
     opt.load_state(OptimState { step, tensors })?;
@@ -587,7 +652,8 @@ fn fill_normal<R: Rng + ?Sized>(rng: &mut R, a: &mut Array2<f32>) {
 fn to_input(x: Array2<f32>, conv: bool, h: usize, w: usize) -> ArrayD<f32> {
     if conv {
         let n = x.nrows();
-        x.into_shape_with_order(IxDyn(&[n, 1, h, w])).expect("standard layout")
+        x.into_shape_with_order(IxDyn(&[n, 1, h, w]))
+            .expect("standard layout")
     } else {
         x.into_dyn()
     }
@@ -597,7 +663,11 @@ fn to_input(x: Array2<f32>, conv: bool, h: usize, w: usize) -> ArrayD<f32> {
 fn to_flat(y: ArrayD<f32>) -> Array2<f32> {
     let n = y.shape()[0];
     let f = y.len() / n.max(1);
-    let y = if y.is_standard_layout() { y } else { y.as_standard_layout().into_owned() };
+    let y = if y.is_standard_layout() {
+        y
+    } else {
+        y.as_standard_layout().into_owned()
+    };
     y.into_shape_with_order((n, f)).expect("standard layout")
 }
 
@@ -609,13 +679,18 @@ fn vstack(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
 /// Mean of `sigmoid(logit)` (the discriminator's probability).
 fn mean_prob(logits: &Array2<f32>) -> f64 {
     let n = logits.len().max(1) as f64;
-    logits.iter().map(|&l| f64::from(crate::nn::sigmoid(l))).sum::<f64>() / n
+    logits
+        .iter()
+        .map(|&l| f64::from(crate::nn::sigmoid(l)))
+        .sum::<f64>()
+        / n
 }
 
 /// Steps an Adam over a network and zeroes its gradients.
 fn adam_step(opt: &mut Adam, seq: &mut Sequential) {
     let mut params = seq.parameters();
-    opt.step(&mut params).expect("the same parameters every step");
+    opt.step(&mut params)
+        .expect("the same parameters every step");
     for p in params {
         p.grad.fill(0.0);
     }

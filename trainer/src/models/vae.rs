@@ -9,12 +9,15 @@ use rand::Rng;
 use tinygen_export::{Graph, Layer, Part, Shape};
 
 use super::{
-    adam_step, fill_normal, load_adam, load_seq, save_adam, save_seq, skip_optim, to_flat, to_input, Losses, ModelConfig,
-    ModelError, ModelKind, NonFinite, OwnedTensor, StepInfo,
+    adam_step, fill_normal, load_adam, load_seq, save_adam, save_seq, skip_optim, to_flat,
+    to_input, Losses, ModelConfig, ModelError, ModelKind, NonFinite, OwnedTensor, StepInfo,
 };
 use crate::checkpoint::Checkpoint;
 use crate::loss::{bce_with_logits, gaussian_kl, Reduction};
-use crate::nn::{sigmoid, Activation, Conv2d, ConvSpec, ConvTranspose2d, Linear, Mode, Module, Reshape, Sequential};
+use crate::nn::{
+    sigmoid, Activation, Conv2d, ConvSpec, ConvTranspose2d, Linear, Mode, Module, Reshape,
+    Sequential,
+};
 use crate::optim::Adam;
 
 /// Names of the values a VAE step and evaluation return (per image, in nats).
@@ -38,7 +41,10 @@ pub struct Vae {
 fn mlp(name: &str, sizes: &[usize], rng: &mut (impl Rng + ?Sized)) -> Sequential {
     let mut seq = Sequential::new(name);
     for (i, pair) in sizes.windows(2).enumerate() {
-        seq.push(format!("fc{}", i + 1), Linear::new(pair[0], pair[1], true, rng));
+        seq.push(
+            format!("fc{}", i + 1),
+            Linear::new(pair[0], pair[1], true, rng),
+        );
         if i + 2 < sizes.len() {
             seq.push(format!("relu{}", i + 1), Activation::Relu);
         }
@@ -53,9 +59,15 @@ impl Vae {
             ModelKind::VaeConv => {
                 let (c, h4, w4) = (cfg.channels, cfg.height / 4, cfg.width / 4);
                 let enc = Sequential::new("enc")
-                    .with("conv1", Conv2d::new(ConvSpec::square(1, c, 4, 2, 1), true, rng))
+                    .with(
+                        "conv1",
+                        Conv2d::new(ConvSpec::square(1, c, 4, 2, 1), true, rng),
+                    )
                     .with("relu1", Activation::Relu)
-                    .with("conv2", Conv2d::new(ConvSpec::square(c, 2 * c, 4, 2, 1), true, rng))
+                    .with(
+                        "conv2",
+                        Conv2d::new(ConvSpec::square(c, 2 * c, 4, 2, 1), true, rng),
+                    )
                     .with("relu2", Activation::Relu)
                     .with("flatten", Module::Flatten)
                     .with("fc1", Linear::new(2 * c * h4 * w4, 2 * l, true, rng));
@@ -63,9 +75,15 @@ impl Vae {
                     .with("fc1", Linear::new(l, 2 * c * h4 * w4, true, rng))
                     .with("relu1", Activation::Relu)
                     .with("reshape", Reshape::chw(2 * c, h4, w4))
-                    .with("deconv1", ConvTranspose2d::new(ConvSpec::square(2 * c, c, 4, 2, 1), true, rng))
+                    .with(
+                        "deconv1",
+                        ConvTranspose2d::new(ConvSpec::square(2 * c, c, 4, 2, 1), true, rng),
+                    )
                     .with("relu2", Activation::Relu)
-                    .with("deconv2", ConvTranspose2d::new(ConvSpec::square(c, 1, 4, 2, 1), true, rng));
+                    .with(
+                        "deconv2",
+                        ConvTranspose2d::new(ConvSpec::square(c, 1, 4, 2, 1), true, rng),
+                    );
                 (enc, dec)
             }
             _ => {
@@ -106,30 +124,51 @@ impl Vae {
 
     /// The KL weight at `epoch_progress`: `beta`, ramped linearly over `kl_warmup` epochs.
     pub(super) fn kl_weight(&self, epoch_progress: f64) -> f32 {
-        let w = if self.cfg.kl_warmup == 0 { 1.0 } else { (epoch_progress / self.cfg.kl_warmup as f64).min(1.0) };
+        let w = if self.cfg.kl_warmup == 0 {
+            1.0
+        } else {
+            (epoch_progress / self.cfg.kl_warmup as f64).min(1.0)
+        };
         self.cfg.beta * w as f32
     }
 
     /// Encoder forward: `(mu_logvar (batch, 2L), caches)`.
-    pub(super) fn encode_train<R: Rng + ?Sized>(&mut self, x: ArrayView2<'_, f32>, rng: &mut R) -> (Array2<f32>, crate::nn::Caches) {
+    pub(super) fn encode_train<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        rng: &mut R,
+    ) -> (Array2<f32>, crate::nn::Caches) {
         let (h, w, conv) = (self.cfg.height, self.cfg.width, self.conv());
-        let (y, c) = self.enc.forward(to_input(x.to_owned(), conv, h, w), Mode::Train, rng);
+        let (y, c) = self
+            .enc
+            .forward(to_input(x.to_owned(), conv, h, w), Mode::Train, rng);
         (to_flat(y), c)
     }
 
     /// `z = mu + eps * exp(logvar / 2)`; returns `(z, eps, std)`, each `(batch, latent)`.
-    pub(super) fn reparameterize<R: Rng + ?Sized>(&self, h: &Array2<f32>, rng: &mut R) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
+    pub(super) fn reparameterize<R: Rng + ?Sized>(
+        &self,
+        h: &Array2<f32>,
+        rng: &mut R,
+    ) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
         let l = self.cfg.latent;
         let mut eps = Array2::zeros((h.nrows(), l));
         fill_normal(rng, &mut eps);
         let std = h.slice(s![.., l..]).mapv(|lv| (0.5 * lv).exp());
         let mut z = h.slice(s![.., ..l]).to_owned();
-        Zip::from(&mut z).and(&eps).and(&std).for_each(|z, &e, &s| *z += e * s);
+        Zip::from(&mut z)
+            .and(&eps)
+            .and(&std)
+            .for_each(|z, &e, &s| *z += e * s);
         (z, eps, std)
     }
 
     /// Reconstruction loss per image and its gradient with respect to the logits.
-    pub(super) fn recon_loss(&self, logits: &Array2<f32>, x: ArrayView2<'_, f32>) -> (f64, Array2<f32>) {
+    pub(super) fn recon_loss(
+        &self,
+        logits: &Array2<f32>,
+        x: ArrayView2<'_, f32>,
+    ) -> (f64, Array2<f32>) {
         match self.cfg.likelihood {
             super::Likelihood::Bernoulli => bce_with_logits(logits.view(), x, Reduction::BatchMean),
             super::Likelihood::Gaussian => {
@@ -150,7 +189,11 @@ impl Vae {
     }
 
     /// The decoder's train-mode forward on `z`: `(logits (batch, pixels), caches)`.
-    pub(super) fn decode_train<R: Rng + ?Sized>(&mut self, z: Array2<f32>, rng: &mut R) -> (Array2<f32>, crate::nn::Caches) {
+    pub(super) fn decode_train<R: Rng + ?Sized>(
+        &mut self,
+        z: Array2<f32>,
+        rng: &mut R,
+    ) -> (Array2<f32>, crate::nn::Caches) {
         let (y, c) = self.dec.forward(z.into_dyn(), Mode::Train, rng);
         (to_flat(y), c)
     }
@@ -173,7 +216,10 @@ impl Vae {
         let l = self.cfg.latent;
         let mut d_h = Array2::zeros((d_z.nrows(), 2 * l));
         // z = mu + eps * std, std = exp(logvar / 2): dz/dmu = 1, dz/dlogvar = eps * std / 2.
-        Zip::from(d_h.slice_mut(s![.., ..l])).and(d_z).and(&kl.d_mu).for_each(|d, &dz, &dk| *d = dz + kl_weight * dk);
+        Zip::from(d_h.slice_mut(s![.., ..l]))
+            .and(d_z)
+            .and(&kl.d_mu)
+            .for_each(|d, &dz, &dk| *d = dz + kl_weight * dk);
         Zip::from(d_h.slice_mut(s![.., l..]))
             .and(d_z)
             .and(eps)
@@ -184,13 +230,22 @@ impl Vae {
     }
 
     /// One step of the ELBO objective.
-    pub(super) fn train_step<R: Rng + ?Sized>(&mut self, x: ArrayView2<'_, f32>, info: StepInfo, rng: &mut R) -> Result<Losses, NonFinite> {
+    pub(super) fn train_step<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        info: StepInfo,
+        rng: &mut R,
+    ) -> Result<Losses, NonFinite> {
         let l = self.cfg.latent;
         let (h, enc_c) = self.encode_train(x, rng);
         let (z, eps, std) = self.reparameterize(&h, rng);
         let (logits, dec_c) = self.decode_train(z, rng);
         let (recon, d_logits) = self.recon_loss(&logits, x);
-        let kl = gaussian_kl(h.slice(s![.., ..l]), h.slice(s![.., l..]), Reduction::BatchMean);
+        let kl = gaussian_kl(
+            h.slice(s![.., ..l]),
+            h.slice(s![.., l..]),
+            Reduction::BatchMean,
+        );
         let w = self.kl_weight(info.epoch_progress);
         let losses = Losses::new(NAMES, &[recon + f64::from(w) * kl.value, recon, kl.value]);
         losses.check()?;
@@ -207,17 +262,32 @@ impl Vae {
     }
 
     /// Eval-mode loss per image (`recon + beta * kl`, z sampled as in training), recon and KL.
-    pub(super) fn evaluate<R: Rng + ?Sized>(&mut self, x: ArrayView2<'_, f32>, rng: &mut R) -> Losses {
+    pub(super) fn evaluate<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        rng: &mut R,
+    ) -> Losses {
         let l = self.cfg.latent;
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
         let n = x.nrows();
         for chunk in x.axis_chunks_iter(Axis(0), EVAL_CHUNK) {
-            let h = to_flat(self.enc.infer(to_input(chunk.to_owned(), self.conv(), self.cfg.height, self.cfg.width)));
+            let h = to_flat(self.enc.infer(to_input(
+                chunk.to_owned(),
+                self.conv(),
+                self.cfg.height,
+                self.cfg.width,
+            )));
             let (z, _, _) = self.reparameterize(&h, rng);
             let logits = to_flat(self.dec.infer(z.into_dyn()));
             let rows = chunk.nrows() as f64;
             recon += self.recon_loss(&logits, chunk).0 * rows;
-            kl += gaussian_kl(h.slice(s![.., ..l]), h.slice(s![.., l..]), Reduction::BatchMean).value * rows;
+            kl += gaussian_kl(
+                h.slice(s![.., ..l]),
+                h.slice(s![.., l..]),
+                Reduction::BatchMean,
+            )
+            .value
+                * rows;
         }
         let (recon, kl) = (recon / n.max(1) as f64, kl / n.max(1) as f64);
         Losses::new(NAMES, &[recon + f64::from(self.cfg.beta) * kl, recon, kl])
@@ -232,17 +302,26 @@ impl Vae {
 
     /// Eval-mode reconstruction through the posterior mean.
     pub fn reconstruct(&mut self, x: ArrayView2<'_, f32>) -> Array2<f32> {
-        let h = to_flat(self.enc.infer(to_input(x.to_owned(), self.conv(), self.cfg.height, self.cfg.width)));
+        let h = to_flat(self.enc.infer(to_input(
+            x.to_owned(),
+            self.conv(),
+            self.cfg.height,
+            self.cfg.width,
+        )));
         let mu = h.slice(s![.., ..self.cfg.latent]).to_owned();
         self.decode(mu.view())
     }
 
     /// The decoder as a generator graph: `z` -> image `[1, H, W]` in `[0, 1]`.
     pub fn decoder_graph(&self) -> Result<Graph, ModelError> {
-        let mut g = self.dec.to_graph(Part::Generator, Shape::flat(self.cfg.latent))?;
+        let mut g = self
+            .dec
+            .to_graph(Part::Generator, Shape::flat(self.cfg.latent))?;
         g.layers.push(Layer::Sigmoid);
         if !self.conv() {
-            g.layers.push(Layer::Reshape { to: Shape::chw(1, self.cfg.height, self.cfg.width) });
+            g.layers.push(Layer::Reshape {
+                to: Shape::chw(1, self.cfg.height, self.cfg.width),
+            });
         }
         g.validate().map_err(crate::nn::NnError::from)?;
         Ok(g)

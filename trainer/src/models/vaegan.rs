@@ -10,8 +10,8 @@ use tinygen_export::{Graph, Part, Shape};
 
 use super::gan::mlp_discriminator;
 use super::{
-    adam_step, load_adam, load_seq, mean_prob, normal, save_adam, save_seq, skip_optim, to_flat, vstack, Losses,
-    ModelConfig, ModelError, NonFinite, OwnedTensor, StepInfo, Vae,
+    adam_step, load_adam, load_seq, mean_prob, normal, save_adam, save_seq, skip_optim, to_flat,
+    vstack, Losses, ModelConfig, ModelError, NonFinite, OwnedTensor, StepInfo, Vae,
 };
 use crate::checkpoint::Checkpoint;
 use crate::loss::{gaussian_kl, Reduction};
@@ -19,7 +19,9 @@ use crate::nn::{sigmoid, Mode, Sequential};
 use crate::optim::Adam;
 
 /// Names of the values a VAE-GAN step and evaluation return.
-pub(super) const NAMES: &[&str] = &["loss", "recon", "kl", "d_loss", "g_loss", "d_real", "d_fake"];
+pub(super) const NAMES: &[&str] = &[
+    "loss", "recon", "kl", "d_loss", "g_loss", "d_real", "d_fake",
+];
 
 /// Rows per chunk when evaluating (bounds memory, not results).
 const EVAL_CHUNK: usize = 500;
@@ -35,20 +37,37 @@ pub struct VaeGan {
 }
 
 /// `d_logit = d_p * p * (1 - p)` for `p = sigmoid(logit)`, added into `acc`.
-fn add_through_sigmoid(acc: &mut Array2<f32>, d_p: ArrayView2<'_, f32>, p: &Array2<f32>, weight: f32) {
-    Zip::from(acc).and(d_p).and(p).for_each(|a, &d, &p| *a += weight * d * p * (1.0 - p));
+fn add_through_sigmoid(
+    acc: &mut Array2<f32>,
+    d_p: ArrayView2<'_, f32>,
+    p: &Array2<f32>,
+    weight: f32,
+) {
+    Zip::from(acc)
+        .and(d_p)
+        .and(p)
+        .for_each(|a, &d, &p| *a += weight * d * p * (1.0 - p));
 }
 
 impl VaeGan {
     pub(super) fn new<R: Rng + ?Sized>(cfg: &ModelConfig, rng: &mut R) -> Result<Self, ModelError> {
         let vae = Vae::new(cfg, rng)?;
         let disc = mlp_discriminator(cfg.pixels(), &cfg.d_hidden, rng);
-        let m = VaeGan { vae, disc, opt_d: Adam::new(cfg.lr_d).betas(cfg.beta1, 0.999) };
+        let m = VaeGan {
+            vae,
+            disc,
+            opt_d: Adam::new(cfg.lr_d).betas(cfg.beta1, 0.999),
+        };
         m.discriminator_graph()?;
         Ok(m)
     }
 
-    pub(super) fn train_step<R: Rng + ?Sized>(&mut self, x: ArrayView2<'_, f32>, info: StepInfo, rng: &mut R) -> Result<Losses, NonFinite> {
+    pub(super) fn train_step<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        info: StepInfo,
+        rng: &mut R,
+    ) -> Result<Losses, NonFinite> {
         let cfg = self.vae.cfg.clone();
         let (b, l) = (x.nrows(), cfg.latent);
         let loss = cfg.loss.gan_loss();
@@ -75,19 +94,42 @@ impl VaeGan {
         let (f2, fc2) = self.disc.forward(fake.into_dyn(), Mode::Train, rng);
         let (g_loss, d_out) = loss.generator(to_flat(f2).view());
         let (recon, mut d_logits) = self.vae.recon_loss(&logits, x);
-        let kl = gaussian_kl(h.slice(s![.., ..l]), h.slice(s![.., l..]), Reduction::BatchMean);
+        let kl = gaussian_kl(
+            h.slice(s![.., ..l]),
+            h.slice(s![.., l..]),
+            Reduction::BatchMean,
+        );
         let w = self.vae.kl_weight(info.epoch_progress);
         let total = recon + f64::from(w) * kl.value + f64::from(cfg.adv_weight) * g_loss;
-        let losses = Losses::new(NAMES, &[total, recon, kl.value, d_loss, g_loss, d_real, d_fake]);
+        let losses = Losses::new(
+            NAMES,
+            &[total, recon, kl.value, d_loss, g_loss, d_real, d_fake],
+        );
         losses.check()?;
         let d_img = to_flat(self.disc.backward(fc2, d_out.into_dyn()));
         // The decoder's adversarial loss must not train the discriminator.
         self.disc.zero_grad();
-        add_through_sigmoid(&mut d_logits, d_img.slice(s![..b, ..]), &x_rec, cfg.adv_weight);
+        add_through_sigmoid(
+            &mut d_logits,
+            d_img.slice(s![..b, ..]),
+            &x_rec,
+            cfg.adv_weight,
+        );
         let mut d_logits_p = Array2::zeros(logits_p.dim());
-        add_through_sigmoid(&mut d_logits_p, d_img.slice(s![b.., ..]), &x_p, cfg.adv_weight);
-        let d_z = to_flat(self.vae.dec.backward(dec_c, self.vae.image_shaped(d_logits)));
-        self.vae.dec.backward_params(dec_cp, self.vae.image_shaped(d_logits_p));
+        add_through_sigmoid(
+            &mut d_logits_p,
+            d_img.slice(s![b.., ..]),
+            &x_p,
+            cfg.adv_weight,
+        );
+        let d_z = to_flat(
+            self.vae
+                .dec
+                .backward(dec_c, self.vae.image_shaped(d_logits)),
+        );
+        self.vae
+            .dec
+            .backward_params(dec_cp, self.vae.image_shaped(d_logits_p));
         self.vae.encoder_backward(enc_c, &d_z, &eps, &std, &kl, w);
         self.vae.step_optimizers();
         Ok(losses)
@@ -95,13 +137,19 @@ impl VaeGan {
 
     /// The VAE's test metrics, then the discriminator's (eval mode) on test images against
     /// their reconstructions and decoded prior samples.
-    pub(super) fn evaluate<R: Rng + ?Sized>(&mut self, x: ArrayView2<'_, f32>, rng: &mut R) -> Losses {
+    pub(super) fn evaluate<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        rng: &mut R,
+    ) -> Losses {
         let v = self.vae.evaluate(x, rng);
         let loss = self.vae.cfg.loss.gan_loss();
         let mut sums = [0.0f64; 4];
         for chunk in x.axis_chunks_iter(Axis(0), EVAL_CHUNK) {
             let rec = self.vae.reconstruct(chunk);
-            let prior = self.vae.decode(normal(rng, chunk.nrows(), self.vae.cfg.latent).view());
+            let prior = self
+                .vae
+                .decode(normal(rng, chunk.nrows(), self.vae.cfg.latent).view());
             let fake = vstack(rec.view(), prior.view());
             let r = to_flat(self.disc.infer(chunk.to_owned().into_dyn()));
             let f = to_flat(self.disc.infer(fake.into_dyn()));
@@ -120,7 +168,9 @@ impl VaeGan {
 
     /// The discriminator graph: image (flat) -> one logit.
     pub fn discriminator_graph(&self) -> Result<Graph, ModelError> {
-        Ok(self.disc.to_graph(Part::Discriminator, Shape::flat(self.vae.cfg.pixels()))?)
+        Ok(self
+            .disc
+            .to_graph(Part::Discriminator, Shape::flat(self.vae.cfg.pixels()))?)
     }
 
     pub(super) fn save(&self, out: &mut Vec<OwnedTensor>, steps: &mut Vec<(String, u64)>) {
