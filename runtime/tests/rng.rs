@@ -53,7 +53,7 @@ fn fill_gaussian_equals_repeated_next_gaussian() {
 fn gaussian_is_box_muller_of_the_uniform_stream() {
     // Recompute Box-Muller in f64 from rand_xoshiro's stream: u1 = 1 - top24(a) / 2^24,
     // u2 = top24(b) / 2^24, r = sqrt(-2 ln u1), pair (r cos 2 pi u2, r sin 2 pi u2).
-    // f32 libm against f64: a few ulp each for log, sqrt and sincos; 1e-5 relative (+1e-6
+    // f32 against f64: a few ulp each for log, sqrt, sin and cos; 1e-5 relative (+1e-6
     // absolute near zero) is ~100 ulp and catches any change of formula or pairing.
     let mut ours = Rng::seed_from_u64(2024);
     let mut theirs = Xoshiro128PlusPlus::seed_from_u64(2024);
@@ -61,8 +61,9 @@ fn gaussian_is_box_muller_of_the_uniform_stream() {
         let u1 = 1.0 - f64::from(theirs.next_u32() >> 8) / 16_777_216.0;
         let u2 = f64::from(theirs.next_u32() >> 8) / 16_777_216.0;
         let r = (-2.0 * u1.ln()).sqrt();
-        // The f32 path rounds 2 pi u2 to f32 before sincos; do the same.
-        let angle = f64::from(std::f32::consts::TAU * u2 as f32);
+        // The sampler takes sine and cosine of the exact angle 2 pi u2 (`sin_cos_turns` reduces
+        // u2 itself; no rounding of 2 pi u2 to f32 as an earlier libm `sincosf` version did).
+        let angle = std::f64::consts::TAU * u2;
         for want in [r * angle.cos(), r * angle.sin()] {
             let got = f64::from(ours.next_gaussian());
             assert!(

@@ -7,11 +7,11 @@
 
 use super::Requant;
 
-/// Four rows of `n` weights (`rows.len() == 4 * n`) against the packed input: returns the
-/// dot product of each row's first `2 * packed.len()` weights. Same result as
-/// `dsp_model::rows4_model`.
+/// Four rows of `n` weights (`rows.len() == 4 * n`) against the packed input: returns
+/// `init` plus the dot product of each row's first `2 * packed.len()` weights (wrapping).
+/// Same result as `dsp_model::rows4_model`.
 #[inline(always)]
-fn rows4(rows: &[i8], n: usize, packed: &[u32]) -> [i32; 4] {
+fn rows4(rows: &[i8], n: usize, packed: &[u32], init: [i32; 4]) -> [i32; 4] {
     let groups = packed.len() / 2;
     // The assembly reads 4·groups bytes of each row and 2·groups packed words: check
     // that they exist (the driver guarantees it; this keeps the block sound on its own).
@@ -19,9 +19,9 @@ fn rows4(rows: &[i8], n: usize, packed: &[u32]) -> [i32; 4] {
         .checked_mul(4)
         .is_some_and(|g4| g4 <= n && n.checked_mul(4) == Some(rows.len()));
     if groups == 0 || !fits {
-        return super::dsp_model::rows4_model(rows, n, packed);
+        return super::dsp_model::rows4_model(rows, n, packed, init);
     }
-    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    let [mut a0, mut a1, mut a2, mut a3] = init;
     let mut p = rows.as_ptr(); // row 0; row 1 at p + n
     let mut q = rows.as_ptr().wrapping_add(2 * n); // row 2; row 3 at q + n
     let mut xp = packed.as_ptr();
@@ -34,8 +34,8 @@ fn rows4(rows: &[i8], n: usize, packed: &[u32]) -> [i32; 4] {
     // (no `preserves_flags`), and the stack is not touched.
     unsafe {
         core::arch::asm!(
-            // count -= 2; while count >= 0: two groups
-            "subs {c}, {c}, #2",
+            // count -= 4; while count >= 0: four groups per iteration
+            "subs {c}, {c}, #4",
             "blt 3f",
             "2:",
             "ldrd {xa}, {xb}, [{xp}], #8",
@@ -80,12 +80,6 @@ fn rows4(rows: &[i8], n: usize, packed: &[u32]) -> [i32; 4] {
             "smlad {a2}, {t}, {xa}, {a2}",
             "sxtb16 {t}, {w}, ror #8",
             "smlad {a2}, {t}, {xb}, {a2}",
-            "subs {c}, {c}, #2",
-            "bge 2b",
-            "3:",
-            // count is now -2 (done) or -1 (one group left)
-            "adds {c}, {c}, #2",
-            "beq 4f",
             "ldrd {xa}, {xb}, [{xp}], #8",
             "ldr {w}, [{p}, {n}]",
             "sxtb16 {t}, {w}",
@@ -107,6 +101,57 @@ fn rows4(rows: &[i8], n: usize, packed: &[u32]) -> [i32; 4] {
             "smlad {a2}, {t}, {xa}, {a2}",
             "sxtb16 {t}, {w}, ror #8",
             "smlad {a2}, {t}, {xb}, {a2}",
+            "ldrd {xa}, {xb}, [{xp}], #8",
+            "ldr {w}, [{p}, {n}]",
+            "sxtb16 {t}, {w}",
+            "smlad {a1}, {t}, {xa}, {a1}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a1}, {t}, {xb}, {a1}",
+            "ldr {w}, [{p}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a0}, {t}, {xa}, {a0}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a0}, {t}, {xb}, {a0}",
+            "ldr {w}, [{q}, {n}]",
+            "sxtb16 {t}, {w}",
+            "smlad {a3}, {t}, {xa}, {a3}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a3}, {t}, {xb}, {a3}",
+            "ldr {w}, [{q}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a2}, {t}, {xa}, {a2}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a2}, {t}, {xb}, {a2}",
+            "subs {c}, {c}, #4",
+            "bge 2b",
+            "3:",
+            // count is now -4 + (0..=3): the groups left; one at a time
+            "adds {c}, {c}, #4",
+            "beq 4f",
+            "5:",
+            "ldrd {xa}, {xb}, [{xp}], #8",
+            "ldr {w}, [{p}, {n}]",
+            "sxtb16 {t}, {w}",
+            "smlad {a1}, {t}, {xa}, {a1}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a1}, {t}, {xb}, {a1}",
+            "ldr {w}, [{p}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a0}, {t}, {xa}, {a0}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a0}, {t}, {xb}, {a0}",
+            "ldr {w}, [{q}, {n}]",
+            "sxtb16 {t}, {w}",
+            "smlad {a3}, {t}, {xa}, {a3}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a3}, {t}, {xb}, {a3}",
+            "ldr {w}, [{q}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a2}, {t}, {xa}, {a2}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a2}, {t}, {xb}, {a2}",
+            "subs {c}, {c}, #1",
+            "bne 5b",
             "4:",
             a0 = inout(reg) a0,
             a1 = inout(reg) a1,
