@@ -98,8 +98,13 @@ fn fix_crc(bytes: &mut [u8]) {
 
 #[test]
 fn valid_files_parse_and_run() {
-    for file in [f32_file(), int8_file()] {
+    for (name, file) in [("f32.tgm", f32_file()), ("int8.tgm", int8_file())] {
         parse_and_run(&file).unwrap();
+        // Seeds for the fuzzer: `TINYGEN_FUZZ_CORPUS=fuzz/corpus/parse cargo test ...`.
+        if let Some(dir) = std::env::var_os("TINYGEN_FUZZ_CORPUS") {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(name), &file).unwrap();
+        }
     }
 }
 
@@ -383,4 +388,13 @@ fn caller_buffers_are_checked_up_front() {
         assert!(model.generate(&mut rng, &mut arena[..1], &mut out).is_err());
         assert_eq!(rng, before);
     }
+}
+
+#[test]
+fn include_model_embeds_at_an_aligned_address_relative_to_the_caller() {
+    // Any file will do to check placement; the path is relative to this file, as with
+    // `include_bytes!`.
+    let bytes: &'static [u8] = tinygen_runtime::include_model!("parse.rs");
+    assert_eq!(bytes.as_ptr() as usize % format::ALIGN, 0);
+    assert_eq!(bytes, include_bytes!("parse.rs"));
 }
