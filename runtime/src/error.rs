@@ -82,6 +82,20 @@ pub enum Error {
         /// The code found.
         code: u8,
     },
+    /// The file's precision (f32 or int8) was left out of this build of the runtime (cargo
+    /// features `f32` and `int8`).
+    PrecisionDisabled {
+        /// The precision code of the file.
+        code: u8,
+    },
+    /// The layer's op was left out of this build of the runtime (cargo feature `conv` for
+    /// Conv2d and ConvTranspose2d).
+    OpDisabled {
+        /// Layer index.
+        layer: usize,
+        /// The op code.
+        code: u8,
+    },
     /// A layer's attribute is out of range (zero kernel or stride, output padding not below the stride,
     /// clamp min above max, non-finite LeakyReLU slope).
     BadAttribute {
@@ -210,6 +224,14 @@ impl fmt::Display for Error {
             }
             Error::BadScale { offset } => write!(f, "bad quantisation scale at offset {offset}"),
             Error::BadOpCode { layer, code } => write!(f, "layer {layer}: bad op code {code}"),
+            Error::PrecisionDisabled { code } => write!(
+                f,
+                "precision code {code} is not compiled into this runtime (cargo features `f32`, `int8`)"
+            ),
+            Error::OpDisabled { layer, code } => write!(
+                f,
+                "layer {layer}: op code {code} is not compiled into this runtime (cargo feature `conv`)"
+            ),
             Error::BadAttribute { layer } => write!(f, "layer {layer}: attribute out of range"),
             Error::ShapeMismatch {
                 layer,
@@ -334,6 +356,12 @@ impl defmt::Format for Error {
             Error::BadScale { offset } => defmt::write!(f, "BadScale {{ offset: {} }}", offset),
             Error::BadOpCode { layer, code } => {
                 defmt::write!(f, "BadOpCode {{ layer: {}, code: {} }}", layer, code)
+            }
+            Error::PrecisionDisabled { code } => {
+                defmt::write!(f, "PrecisionDisabled {{ code: {} }}", code)
+            }
+            Error::OpDisabled { layer, code } => {
+                defmt::write!(f, "OpDisabled {{ layer: {}, code: {} }}", layer, code)
             }
             Error::BadAttribute { layer } => {
                 defmt::write!(f, "BadAttribute {{ layer: {} }}", layer)

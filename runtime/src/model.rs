@@ -355,6 +355,9 @@ impl<'a> Walker<'a> {
         if !allowed {
             return Err(Error::BadOpCode { layer, code });
         }
+        if is_conv && !cfg!(feature = "conv") {
+            return Err(Error::OpDisabled { layer, code });
+        }
         // Fields an op does not use must be zero.
         if !is_conv {
             check_zero(file, at(record::GEOMETRY), at(record::ALPHA))?;
@@ -706,6 +709,15 @@ impl<'a> Model<'a> {
             format::PRECISION_INT8 => Precision::Int8,
             code => return Err(Error::BadPrecision { code }),
         };
+        let compiled_in = match precision {
+            Precision::F32 => cfg!(feature = "f32"),
+            Precision::Int8 => cfg!(feature = "int8"),
+        };
+        if !compiled_in {
+            return Err(Error::PrecisionDisabled {
+                code: precision_code,
+            });
+        }
         let range = match u8_at(file, header::OUTPUT_RANGE)? {
             format::RANGE_UNBOUNDED => OutputRange::Unbounded,
             format::RANGE_ZERO_ONE => OutputRange::ZeroOne,
@@ -1041,8 +1053,10 @@ impl<'a> Model<'a> {
         }
         let n = self.max_elements;
         let mut walker = self.walker();
+        // `Model::parse` (and the walker below) reject precisions and ops left out by cargo
+        // features, so the guards only let the compiler drop the code of those kernels.
         match self.precision {
-            Precision::F32 => {
+            Precision::F32 if cfg!(feature = "f32") => {
                 let words = cast::aligned_f32s_mut(arena);
                 let (a, rest) = words
                     .split_at_mut_checked(n)
@@ -1068,20 +1082,24 @@ impl<'a> Model<'a> {
                         Op::DenseF32 { w, b } => {
                             kernels::dense_f32(w, b, x, prefix_mut(other, out_len, got, needed)?)
                         }
-                        Op::ConvF32 { g, w, b } => kernels::conv2d_f32(
+                        Op::ConvF32 { g, w, b } if cfg!(feature = "conv") => kernels::conv2d_f32(
                             &g,
                             w,
                             b,
                             x,
                             prefix_mut(other, out_len, got, needed)?,
                         ),
-                        Op::ConvTransposeF32 { g, w, b } => kernels::conv_transpose2d_f32(
-                            &g,
-                            w,
-                            b,
-                            x,
-                            prefix_mut(other, out_len, got, needed)?,
-                        ),
+                        Op::ConvTransposeF32 { g, w, b } if cfg!(feature = "conv") => {
+                            kernels::conv_transpose2d_f32(
+                                &g,
+                                w,
+                                b,
+                                x,
+                                prefix_mut(other, out_len, got, needed)?,
+                            )
+                        }
+                        // Also conv ops when the `conv` feature is off: unreachable, the walker
+                        // returned `OpDisabled` for them.
                         op => {
                             swap = false;
                             let x = prefix_mut(cur, out_len, got, needed)?;
@@ -1102,7 +1120,7 @@ impl<'a> Model<'a> {
                 }
                 Ok(Final::F32(prefix(cur, len, got, needed)?))
             }
-            Precision::Int8 => {
+            Precision::Int8 if cfg!(feature = "int8") => {
                 let bytes = cast::i8s_mut(arena);
                 let half = n
                     .checked_add(3)
@@ -1141,7 +1159,7 @@ impl<'a> Model<'a> {
                             &rq,
                             prefix_mut(other, out_len, got, needed)?,
                         ),
-                        Op::ConvI8 { g, w, b, rq } => kernels::conv2d_i8(
+                        Op::ConvI8 { g, w, b, rq } if cfg!(feature = "conv") => kernels::conv2d_i8(
                             &g,
                             w,
                             b,
@@ -1149,14 +1167,17 @@ impl<'a> Model<'a> {
                             &rq,
                             prefix_mut(other, out_len, got, needed)?,
                         ),
-                        Op::ConvTransposeI8 { g, w, b, rq } => kernels::conv_transpose2d_i8(
-                            &g,
-                            w,
-                            b,
-                            x,
-                            &rq,
-                            prefix_mut(other, out_len, got, needed)?,
-                        ),
+                        Op::ConvTransposeI8 { g, w, b, rq } if cfg!(feature = "conv") => {
+                            kernels::conv_transpose2d_i8(
+                                &g,
+                                w,
+                                b,
+                                x,
+                                &rq,
+                                prefix_mut(other, out_len, got, needed)?,
+                            )
+                        }
+                        // As above for conv ops when `conv` is off.
                         op => {
                             swap = false;
                             if let Op::Lut { table } = op {
@@ -1172,6 +1193,12 @@ impl<'a> Model<'a> {
                 }
                 Ok(Final::I8(prefix(cur, len, got, needed)?))
             }
+            Precision::F32 => Err(Error::PrecisionDisabled {
+                code: format::PRECISION_F32,
+            }),
+            Precision::Int8 => Err(Error::PrecisionDisabled {
+                code: format::PRECISION_INT8,
+            }),
         }
     }
 }

@@ -20,15 +20,16 @@ TDIR=${CARGO_TARGET_DIR:-$FW/target}
 OUT=${FW_OUT:-$FW/target/runs}
 mkdir -p "$OUT"
 
-# name            target                 qemu cpu   machine     FW_MODEL
+# name            target                 qemu cpu   machine     FW_MODEL         runtime features
+# (each image compiles in only the parts of tinygen-runtime its model needs)
 CONFIGS="
-m4f-mlp-f32       thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-f32
-m4f-mlp-i8        thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-i8
-m4f-dcgan-f32     thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-f32
-m4f-dcgan-i8      thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-i8
-m4f-dense-kernel  thumbv7em-none-eabihf  cortex-m4  mps2-an386  dense-i8-kernel
-m0-tiny-f32       thumbv6m-none-eabi     cortex-m0  microbit    tiny-f32
-m0-tiny-i8        thumbv6m-none-eabi     cortex-m0  microbit    tiny-i8
+m4f-mlp-f32       thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-f32          f32
+m4f-mlp-i8        thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-i8           int8
+m4f-dcgan-f32     thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-f32        f32,conv
+m4f-dcgan-i8      thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-i8         int8,conv
+m4f-dense-kernel  thumbv7em-none-eabihf  cortex-m4  mps2-an386  dense-i8-kernel  int8
+m0-tiny-f32       thumbv6m-none-eabi     cortex-m0  microbit    tiny-f32         f32
+m0-tiny-i8        thumbv6m-none-eabi     cortex-m0  microbit    tiny-i8          int8
 "
 WANT=" $* "
 
@@ -53,11 +54,12 @@ echo "== host generator"
 
 # --- firmware runs ------------------------------------------------------------------------
 ROWS=(); FAILED=()
-while read -r -u 3 NAME TARGET CPU MACH MODEL; do
+while read -r -u 3 NAME TARGET CPU MACH MODEL FEATURES; do
   [ -n "$NAME" ] || continue
   if [ -n "$*" ] && [[ "$WANT" != *" $NAME "* ]]; then continue; fi
-  echo "== $NAME: FW_MODEL=$MODEL cargo build --release --target $TARGET"
-  if ! ( cd "$FW" && FW_MODEL=$MODEL CARGO_TARGET_DIR="$TDIR" cargo build --quiet --release --target "$TARGET" ); then
+  echo "== $NAME: FW_MODEL=$MODEL cargo build --release --target $TARGET --no-default-features --features $FEATURES"
+  if ! ( cd "$FW" && FW_MODEL=$MODEL CARGO_TARGET_DIR="$TDIR" cargo build --quiet --release \
+           --target "$TARGET" --no-default-features --features "$FEATURES" ); then
     FAILED+=("$NAME (build)"); continue
   fi
   ELF="$OUT/$NAME.elf"
@@ -72,14 +74,18 @@ while read -r -u 3 NAME TARGET CPU MACH MODEL; do
   get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$M"; }
   if [ "$RC" -eq 0 ]; then RES=PASS; elif [ "$RC" -eq 124 ]; then RES="TIMEOUT"; else RES="FAIL ($RC)"; fi
   [ "$RC" -eq 0 ] || FAILED+=("$NAME")
-  ROWS+=("| $NAME | $MODEL | $(get flash) | $(get static_ram) | $(get stack) | $MACS | $(get insns) | $(get insn_per_mac) | $RES |")
+  # Flash beyond the embedded model (the runtime, the harness, the vector table).
+  PAYLOAD="$FW/models/$MODEL.tgm"; [ -f "$PAYLOAD" ] || PAYLOAD="$FW/models/$MODEL.w.bin"
+  MODEL_B=$(stat -c %s "$PAYLOAD")
+  FL=$(get flash); OVER=-; [[ "$FL" =~ ^[0-9]+$ ]] && OVER=$(( FL - MODEL_B ))
+  ROWS+=("| $NAME | $MODEL | $MODEL_B | $FL | $OVER | $(get static_ram) | $(get stack) | $MACS | $(get insns) | $(get insn_per_mac) | $RES |")
 done 3<<<"$CONFIGS"
 
 # The pass/fail machinery itself: with every expected value off by one bit, a run must fail.
 if [ -z "$*" ]; then
   echo "== self-test: m0-tiny-f32 with FW_SELFTEST_FAIL=1 must exit 1"
   ( cd "$FW" && FW_SELFTEST_FAIL=1 FW_MODEL=tiny-f32 CARGO_TARGET_DIR="$TDIR" \
-      cargo build --quiet --release --target thumbv6m-none-eabi )
+      cargo build --quiet --release --target thumbv6m-none-eabi --no-default-features --features f32 )
   cp "$TDIR/thumbv6m-none-eabi/release/tinygen-firmware" "$OUT/selftest-fail.elf"
   set +e
   timeout "${QEMU_TIMEOUT:-300}" qemu-system-arm -cpu cortex-m0 -machine microbit -nographic \
@@ -94,8 +100,8 @@ if [ -z "$*" ]; then
 fi
 
 {
-  echo "| config | model | flash (B) | static RAM (B) | inference stack (B) | MACs | insns | insn/MAC | result |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| config | model | model bytes | flash (B) | flash - model (B) | static RAM (B) | inference stack (B) | MACs | insns | insn/MAC | result |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
 } | tee "$OUT/summary.md"
 echo "rustc: $(rustc --version)   qemu: $(qemu-system-arm --version | head -1)   time: $(( $(date +%s) - T0 )) s"

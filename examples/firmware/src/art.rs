@@ -24,8 +24,10 @@ pub fn print_image(pixels: &[u8], width: usize) {
             cell.fill(shade);
             n += 2;
         }
-        // The shades are ASCII, so this cannot fail.
-        let text = core::str::from_utf8(&line[..n]).unwrap_or("?");
-        cortex_m_semihosting::hprintln!("|{}|", text);
+        crate::out::Line::new()
+            .str("|")
+            .bytes(line.get(..n).unwrap_or_default())
+            .str("|")
+            .print();
     }
 }

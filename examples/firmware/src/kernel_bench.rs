@@ -3,9 +3,9 @@
 
 use core::hint::black_box;
 
-use cortex_m_semihosting::hprintln;
 use tinygen_runtime::kernels::{self, Requant};
 
+use crate::out::Line;
 use crate::selected::{self as sel, PAYLOAD};
 use crate::{art, probe, Check, Outcome};
 
@@ -35,12 +35,15 @@ pub fn run() -> Outcome {
         min: i8::MIN,
         max: i8::MAX,
     };
-    hprintln!(
-        "int8 Dense {}x{} ({} MACs)",
-        sel::N_IN,
-        sel::N_OUT,
-        sel::MACS
-    );
+    Line::new()
+        .str("int8 Dense ")
+        .dec(sel::N_IN as u32)
+        .str("x")
+        .dec(sel::N_OUT as u32)
+        .str(" (")
+        .dec(sel::MACS as u32)
+        .str(" MACs)")
+        .print();
     let mut y = [0i8; sel::N_OUT];
     let mut y_ref = [0i8; sel::N_OUT];
 
@@ -53,11 +56,13 @@ pub fn run() -> Outcome {
 
     kernels::reference::dense_i8(w, &sel::BIAS, &sel::X, &rq, &mut y_ref);
     let mismatches = y.iter().zip(&y_ref).filter(|(a, b)| a != b).count();
-    hprintln!(
-        "fast kernel vs reference: {} of {} outputs differ",
-        mismatches,
-        sel::N_OUT
-    );
+    Line::new()
+        .str("fast kernel vs reference: ")
+        .dec(mismatches as u32)
+        .str(" of ")
+        .dec(sel::N_OUT as u32)
+        .str(" outputs differ")
+        .print();
     Outcome {
         checks: [
             Check {

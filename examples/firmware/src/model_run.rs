@@ -1,11 +1,21 @@
 //! Generates one image from the embedded model with the host's seed and checks it.
 
-use cortex_m_semihosting::hprintln;
 use tinygen_runtime::model::{Model, Precision};
 use tinygen_runtime::rng::Rng;
 
+use crate::out::{self, Line};
 use crate::selected::{self as sel, PAYLOAD};
-use crate::{art, probe, Check, Outcome};
+use crate::{art, fail, probe, Check, Outcome};
+
+/// Reports a runtime error and exits with status 1. The error's text is not printed (that
+/// needs `core::fmt`); parsing the same file on the host (`Model::parse`) gives the details.
+fn failed(what: &str) -> ! {
+    Line::new()
+        .str(what)
+        .str(" failed (the same call on the host shows the error)")
+        .print();
+    fail()
+}
 
 /// Runs `generate` inside the measured window.
 #[inline(never)]
@@ -26,29 +36,35 @@ pub fn run() -> Outcome {
     let out = cortex_m::singleton!(: [f32; sel::OUTPUT_LEN] = [0.0; sel::OUTPUT_LEN]);
     let pixels = cortex_m::singleton!(: [u8; sel::OUTPUT_LEN] = [0; sel::OUTPUT_LEN]);
     let (Some(arena), Some(out), Some(pixels)) = (arena, out, pixels) else {
-        panic!("buffers taken twice");
+        out::line("buffers taken twice");
+        fail()
     };
 
     let t0 = probe::ticks();
-    let model = match Model::parse(&PAYLOAD.0) {
-        Ok(m) => m,
-        Err(e) => panic!("model file rejected: {:?}", e),
+    let Ok(model) = Model::parse(&PAYLOAD.0) else {
+        failed("Model::parse")
     };
     let parse_insns = probe::ticks_to_insns(probe::ticks() - t0);
     let precision = match model.precision() {
         Precision::F32 => "f32",
         Precision::Int8 => "int8",
     };
-    hprintln!(
-        "{} model, {} bytes, {} layers, arena {} B, {} MACs, seed {:#x}; parse (incl. CRC): ~{} insns",
-        precision,
-        PAYLOAD.0.len(),
-        model.layer_count(),
-        model.arena_bytes(),
-        sel::MACS,
-        sel::SEED,
-        parse_insns
-    );
+    Line::new()
+        .str(precision)
+        .str(" model, ")
+        .dec(PAYLOAD.0.len() as u32)
+        .str(" bytes, ")
+        .dec(model.layer_count() as u32)
+        .str(" layers, arena ")
+        .dec(model.arena_bytes() as u32)
+        .str(" B, ")
+        .dec(sel::MACS as u32)
+        .str(" MACs, seed ")
+        .hex(sel::SEED as u32)
+        .str("; parse (incl. CRC): ~")
+        .dec(u32::try_from(parse_insns).unwrap_or(u32::MAX))
+        .str(" insns")
+        .print();
 
     probe::repaint_below_sp();
     let sp = cortex_m::register::msp::read() as usize;
@@ -57,14 +73,14 @@ pub fn run() -> Outcome {
     let r = measured(&model, &mut rng, arena, out);
     let t1 = probe::ticks();
     let stack = sp - probe::lowest_used();
-    if let Err(e) = r {
-        panic!("generate failed: {:?}", e);
+    if r.is_err() {
+        failed("generate");
     }
 
     // The pixel path, from the same seed (outside the measured window).
     let mut rng = Rng::seed_from_u64(sel::SEED);
-    if let Err(e) = model.generate_u8(&mut rng, arena, pixels) {
-        panic!("generate_u8 failed: {:?}", e);
+    if model.generate_u8(&mut rng, arena, pixels).is_err() {
+        failed("generate_u8");
     }
     art::print_image(pixels, sel::OUT_W);
 

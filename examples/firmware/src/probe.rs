@@ -78,11 +78,12 @@ fn SysTick() {
     );
 }
 
-/// Core clock of the emulated board, in Hz (SysTick counts it).
+/// Nanoseconds per core clock tick of the emulated board, as a fraction `NUM / 2^SHIFT`
+/// (SysTick counts the core clock; a power-of-two denominator keeps 64-bit division out).
 #[cfg(not(armv6m))]
-const CORE_HZ: u64 = 25_000_000; // mps2-an386
+const NS_PER_TICK: (u64, u32) = (40, 0); // mps2-an386: 25 MHz
 #[cfg(armv6m)]
-const CORE_HZ: u64 = 16_000_000; // microbit (nRF51 HCLK)
+const NS_PER_TICK: (u64, u32) = (125, 1); // microbit (nRF51 HCLK): 16 MHz, 62.5 ns
 
 const RELOAD: u32 = 0x00FF_FFFF;
 
@@ -110,5 +111,5 @@ pub fn ticks() -> u64 {
 /// Instructions represented by `ticks` under QEMU `-icount shift=0` (1 ns per instruction).
 /// Without `-icount`, SysTick follows host time and this number means nothing.
 pub fn ticks_to_insns(ticks: u64) -> u64 {
-    ticks * 1_000_000_000 / CORE_HZ
+    (ticks * NS_PER_TICK.0) >> NS_PER_TICK.1
 }
