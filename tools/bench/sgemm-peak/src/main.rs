@@ -15,9 +15,9 @@ struct Product {
     m: usize,
     k: usize,
     n: usize,
-    /// `a` is stored transposed (its rows are `k` long is false; columns contiguous).
+    /// `a` is stored transposed, as `(k, m)` row-major.
     a_t: bool,
-    /// `b` is stored transposed.
+    /// `b` is stored transposed, as `(n, k)` row-major.
     b_t: bool,
     /// Accumulate into `c` (beta = 1) rather than overwrite (beta = 0).
     acc: bool,
@@ -93,8 +93,16 @@ struct Buffers {
 fn run(p: &Product, buf: &mut Buffers) {
     let (m, k, n) = (p.m, p.k, p.n);
     // Row-major (m, k) or its transpose stored as (k, m).
-    let (rsa, csa) = if p.a_t { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if p.b_t { (1, k as isize) } else { (n as isize, 1) };
+    let (rsa, csa) = if p.a_t {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rsb, csb) = if p.b_t {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
     let beta = if p.acc { 1.0 } else { 0.0 };
     // SAFETY: `a` holds m*k, `b` k*n and `c` m*n elements, and the strides above address
     // exactly those (row-major or transposed row-major); `c` does not overlap `a` or `b`.
