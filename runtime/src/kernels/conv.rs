@@ -212,13 +212,12 @@ pub(crate) fn conv_transpose2d<M: Mac>(
 const MR: usize = 16;
 /// Columns of the micro-tile: input pixels sharing each loaded weight vector.
 const NR: usize = 2;
-/// Input channels per packed weight block (`KC·MR` f32 on the stack: 4 KiB on 64-bit hosts,
-/// 1 KiB on 32-bit microcontrollers).
-#[cfg(target_pointer_width = "64")]
-const KC: usize = 64;
-/// See above.
-#[cfg(not(target_pointer_width = "64"))]
-const KC: usize = 16;
+/// Input channels per packed weight block (`KC·MR` f32 = 2 KiB on the stack).
+///
+/// The same on every target: the partial sums of each block are added to the output in turn,
+/// so `KC` fixes the order of the f32 additions, and the same model file must give the same
+/// output bits on the host and on a microcontroller.
+const KC: usize = 32;
 
 /// The packed weight block, aligned so each row of [`MR`] floats is whole vectors.
 #[repr(align(64))]
