@@ -278,7 +278,7 @@ impl ModelConfig {
             return bad("--channels must be at least 1".into());
         }
         if matches!(self.kind, ModelKind::VaeConv | ModelKind::Dcgan)
-            && (self.height % 4 != 0 || self.width % 4 != 0)
+            && (!self.height.is_multiple_of(4) || !self.width.is_multiple_of(4))
         {
             return bad(format!(
                 "{} needs image sides divisible by 4 (two stride-2 layers), got {}x{}",
