@@ -9,7 +9,7 @@
 # Environment: DATA (MNIST folder, default ../shared/data/mnist from the repo root),
 #   PY (a Python with torch and numpy; create one with
 #       python3 -m venv ENV && ENV/bin/pip install torch numpy),
-#   CARGO_TARGET_DIR (where tinygen is built), LOG (output folder, default ../bench-logs from the repo root).
+#   NO_BUILD=1 (use the binaries already built), CARGO_TARGET_DIR (where tinygen is built), LOG (output folder, default ../bench-logs from the repo root).
 # Each tinygen run trains 2 epochs (of GAN_STEPS steps for the GANs) and reports the second,
 # so the first epoch is the warm-up; "seconds" in metrics.csv excludes evaluation and files.
 # PyTorch: 20 untimed warm-up steps, then one timed epoch; data are in memory as tensors.
@@ -23,9 +23,9 @@ log=${LOG:-$root/../bench-logs}
 target=${CARGO_TARGET_DIR:-$root/target}
 mkdir -p "$log"
 cd "$root"
-cargo build --release -q -p tinygen
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tinygen
 bin=$target/release/tinygen
-(cd tools/bench/sgemm-peak && cargo build --release -q)
+[ -n "${NO_BUILD:-}" ] || (cd tools/bench/sgemm-peak && cargo build --release -q)
 sgemm=${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR}
 sgemm=${sgemm:-tools/bench/sgemm-peak/target}/release/sgemm-peak
 

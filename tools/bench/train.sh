@@ -7,7 +7,8 @@
 # LOG/train-MODEL.log, and copies the final 8x8 sample grid to docs/MODEL-samples.png.
 # Environment: DATA (MNIST folder, default ../shared/data/mnist from the repo root),
 #   CARGO_TARGET_DIR (where tinygen is built), LOG (default ../bench-logs from the repo root), THREADS (default 1).
-# At most two at once on a 2-core machine.
+# NO_BUILD=1 skips the cargo build (use the binary already there). At most two at once on a
+# 2-core machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 model=${1:?usage: train.sh vae|gan|dcgan}
@@ -22,7 +23,7 @@ case $model in
 esac
 mkdir -p "$log"
 cd "$root"
-cargo build --release -q -p tinygen
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tinygen
 out=$log/train-$model
 rm -rf "$out"
 {
