@@ -104,8 +104,20 @@ impl Conv {
             full.checked_sub(2 * p).filter(|&o| o > 0)
         };
         Some((
-            f(h, self.kernel.0, self.stride.0, self.pad.0, self.output_padding.0)?,
-            f(w, self.kernel.1, self.stride.1, self.pad.1, self.output_padding.1)?,
+            f(
+                h,
+                self.kernel.0,
+                self.stride.0,
+                self.pad.0,
+                self.output_padding.0,
+            )?,
+            f(
+                w,
+                self.kernel.1,
+                self.stride.1,
+                self.pad.1,
+                self.output_padding.1,
+            )?,
         ))
     }
 }
@@ -170,7 +182,12 @@ impl Layer {
             expected,
         };
         match self {
-            Layer::Dense { inputs, outputs, weight, bias } => {
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => {
                 if input.len() != *inputs {
                     return Err(mismatch(format!("{inputs} features")));
                 }
@@ -204,20 +221,29 @@ impl Layer {
                         what: "output_padding must be smaller than the stride",
                     });
                 }
-                check_len(index, "weight", c.weight.len(), c.in_ch * c.out_ch * kh * kw)?;
+                check_len(
+                    index,
+                    "weight",
+                    c.weight.len(),
+                    c.in_ch * c.out_ch * kh * kw,
+                )?;
                 check_len(index, "bias", c.bias.len(), c.out_ch)?;
                 let out = if transposed {
                     c.conv_transpose_out(input.h, input.w)
                 } else {
                     c.conv_out(input.h, input.w)
                 };
-                let (h, w) = out.ok_or_else(|| mismatch("a spatial size the kernel fits".into()))?;
+                let (h, w) =
+                    out.ok_or_else(|| mismatch("a spatial size the kernel fits".into()))?;
                 Ok(Shape::chw(c.out_ch, h, w))
             }
             Layer::Relu | Layer::Tanh | Layer::Sigmoid => Ok(input),
             Layer::LeakyRelu { alpha } => {
                 if !alpha.is_finite() {
-                    return Err(GraphError::BadAttribute { layer: index, what: "alpha must be finite" });
+                    return Err(GraphError::BadAttribute {
+                        layer: index,
+                        what: "alpha must be finite",
+                    });
                 }
                 Ok(input)
             }
@@ -231,11 +257,21 @@ impl Layer {
     }
 }
 
-fn check_len(layer: usize, what: &'static str, got: usize, expected: usize) -> Result<(), GraphError> {
+fn check_len(
+    layer: usize,
+    what: &'static str,
+    got: usize,
+    expected: usize,
+) -> Result<(), GraphError> {
     if got == expected {
         Ok(())
     } else {
-        Err(GraphError::TensorLength { layer, what, got, expected })
+        Err(GraphError::TensorLength {
+            layer,
+            what,
+            got,
+            expected,
+        })
     }
 }
 
@@ -406,8 +442,15 @@ mod tests {
             part: Part::Generator,
             input: Shape::flat(100),
             layers: vec![
-                Layer::Dense { inputs: 100, outputs: 7 * 7 * 64, weight: vec![0.0; 100 * 3136], bias: vec![0.0; 3136] },
-                Layer::Reshape { to: Shape::chw(64, 7, 7) },
+                Layer::Dense {
+                    inputs: 100,
+                    outputs: 7 * 7 * 64,
+                    weight: vec![0.0; 100 * 3136],
+                    bias: vec![0.0; 3136],
+                },
+                Layer::Reshape {
+                    to: Shape::chw(64, 7, 7),
+                },
                 Layer::Relu,
                 Layer::ConvTranspose2d(convt(64, 32)),
                 Layer::Relu,
@@ -431,7 +474,10 @@ mod tests {
         let mut g = dcgan_like();
         g.input = Shape::flat(99);
         let err = g.validate().unwrap_err();
-        assert!(matches!(err, GraphError::ShapeMismatch { layer: 0, .. }), "{err}");
+        assert!(
+            matches!(err, GraphError::ShapeMismatch { layer: 0, .. }),
+            "{err}"
+        );
     }
 
     #[test]
