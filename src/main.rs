@@ -17,12 +17,21 @@ struct Cli {
 enum Command {
     /// Train a model (vae, vae-conv, gan, dcgan, vaegan) into a run folder.
     Train(cli::train::Args),
+    /// Export a trained part as ONNX and model files (f32, and int8 with --int8).
+    Export(cli::export::Args),
+    /// Check an export folder: runtime vs tract-onnx (f32 and int8), and the trainer with --run.
+    Verify(cli::verify::Args),
+    /// Generate images from a model file with the runtime, as a PNG grid.
+    Sample(cli::sample::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => cli::train::run(args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Verify(args) => cli::verify::run(args),
+        Command::Sample(args) => cli::sample::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,157 @@
+//! Helpers shared by the end-to-end tests: tiny training runs on the built-in 8x8 digits, tract
+//! runs, seeded inputs, comparisons and validation cases for `tools/validate_onnx.py`.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tinygen_export::onnx::{write_validation_case, CaseTensor};
+use tinygen_runtime::rng::Rng;
+use tinygen_trainer::models::{Model, ModelConfig, ModelKind};
+use tinygen_trainer::train::{load_run, Outcome, Run, Silent, TrainConfig};
+use tract_onnx::prelude::*;
+
+/// Largest allowed `max |a - b| / max |reference|` between two f32 implementations of the same
+/// graph (trainer, runtime f32, tract). All compute in f32 and add the same products in different
+/// orders (BatchNorm folded on one side, not the other; tanh/sigmoid approximations about 2e-7
+/// apart), so they differ by a few units of f32 roundoff (6e-8) of the output's magnitude; a
+/// layout or operator mistake gives errors of order one. Normalising by the largest |reference|
+/// keeps outputs near zero from inflating the figure.
+pub const F32_REL_TOL: f64 = 1e-5;
+
+/// A fresh folder under the system temp dir, unique per test name and process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tinygen-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Small networks of every kind on the built-in 8x8 digits, so a test trains in about a second.
+pub fn tiny_config(kind: ModelKind, epochs: u64, limit_train: Option<usize>) -> TrainConfig {
+    let mut model = ModelConfig::defaults(kind, 8, 8);
+    match kind {
+        ModelKind::Gan => {
+            model.hidden = vec![64, 128];
+            model.d_hidden = vec![128, 64];
+        }
+        ModelKind::VaeGan => model.d_hidden = vec![128, 64],
+        ModelKind::Dcgan | ModelKind::VaeConv => model.channels = 8,
+        ModelKind::Vae => {}
+    }
+    TrainConfig {
+        model,
+        data: None,
+        epochs,
+        seed: 11,
+        batch_size: 64,
+        limit_train,
+        limit_test: Some(64),
+    }
+}
+
+/// Trains `cfg` into `dir` and loads the run back from its files (as `tinygen export` does).
+pub fn train(dir: &Path, cfg: TrainConfig) -> (TrainConfig, Model) {
+    let splits = cfg.load_data().expect("built-in data");
+    let mut run = Run::create(dir, cfg).expect("run folder");
+    let out = run
+        .train(&splits, &AtomicBool::new(false), &mut Silent)
+        .expect("training");
+    assert!(matches!(out, Outcome::Finished { .. }), "{out:?}");
+    load_run(dir).expect("the run loads back")
+}
+
+/// `n * len` values `N(0, 1)` from the runtime's sampler.
+pub fn gaussian(seed: u64, n: usize, len: usize) -> Vec<f32> {
+    let mut z = vec![0f32; n * len];
+    Rng::seed_from_u64(seed).fill_gaussian(&mut z);
+    z
+}
+
+/// `[n, dims...]`.
+pub fn batch_dims(n: usize, dims: &[usize]) -> Vec<usize> {
+    std::iter::once(n).chain(dims.iter().copied()).collect()
+}
+
+pub type Runnable = Arc<TypedRunnableModel>;
+
+/// The ONNX bytes loaded and optimised by tract.
+pub fn tract(bytes: &[u8]) -> Runnable {
+    tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .expect("tract loads the model")
+}
+
+/// Runs a float-input model; returns the first output flattened.
+pub fn tract_f32(model: &Runnable, dims: &[usize], x: &[f32]) -> Vec<f32> {
+    let out = model
+        .run(tvec!(Tensor::from_shape(dims, x).expect("shape").into_tvalue()))
+        .expect("tract runs");
+    out[0]
+        .try_as_plain_ram()
+        .and_then(|t| t.as_slice::<f32>().map(<[f32]>::to_vec))
+        .expect("f32 output")
+}
+
+/// Runs an int8-input model; returns the first output flattened.
+pub fn tract_i8(model: &Runnable, dims: &[usize], x: &[i8]) -> Vec<i8> {
+    let out = model
+        .run(tvec!(Tensor::from_shape(dims, x).expect("shape").into_tvalue()))
+        .expect("tract runs");
+    out[0]
+        .try_as_plain_ram()
+        .and_then(|t| t.as_slice::<i8>().map(<[i8]>::to_vec))
+        .expect("i8 output")
+}
+
+/// `max |got - want| / max |want|`; panics if `want` is all zeros (a vacuous comparison) or the
+/// lengths differ. NaN counts as an infinite error.
+pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "output lengths");
+    let scale = want.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+    assert!(scale > 0.0, "reference output is all zeros: the comparison would be vacuous");
+    let diff = got.iter().zip(want).fold(0.0f64, |m, (&g, &w)| {
+        let d = (f64::from(g) - f64::from(w)).abs();
+        m.max(if d.is_nan() { f64::INFINITY } else { d })
+    });
+    diff / scale
+}
+
+/// Where validation cases go: `$TINYGEN_ONNX_CASES`, or nowhere.
+pub fn cases_dir() -> Option<PathBuf> {
+    std::env::var_os("TINYGEN_ONNX_CASES").map(PathBuf::from)
+}
+
+/// Writes a validation case if `$TINYGEN_ONNX_CASES` is set.
+pub fn case(name: &str, onnx: &[u8], inputs: &[CaseTensor], outputs: &[CaseTensor]) {
+    if let Some(dir) = cases_dir() {
+        write_validation_case(&dir, name, onnx, inputs, outputs).expect("validation case written");
+    }
+}
+
+/// Runs the `tinygen` binary.
+pub fn tinygen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinygen"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// stdout and stderr together.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A failure a user can act on: non-zero exit, every needle in the message, no panic.
+pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected failure, got success:\n{t}");
+    assert!(!t.contains("panicked") && !t.contains("RUST_BACKTRACE"), "panic text:\n{t}");
+    for needle in needles {
+        assert!(t.contains(needle), "message lacks {needle:?}:\n{t}");
+    }
+}
