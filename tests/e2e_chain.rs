@@ -39,7 +39,10 @@ fn runtime_run(file: &[u8], x: &[f32], len: usize) -> Vec<f32> {
     let m = RtModel::parse(&bytes).expect("the model file parses");
     let mut arena = vec![0u8; m.arena_bytes()];
     let mut out = vec![0f32; x.len() / len * m.output_len()];
-    for (z, y) in x.chunks_exact(len).zip(out.chunks_exact_mut(m.output_len())) {
+    for (z, y) in x
+        .chunks_exact(len)
+        .zip(out.chunks_exact_mut(m.output_len()))
+    {
         m.run(z, &mut arena, y).expect("the runtime runs");
     }
     out
@@ -51,7 +54,12 @@ fn inputs(part: Part, g: &Graph, images: &ndarray::Array2<f32>, n: usize, seed: 
         Part::Generator => gaussian(seed, n, g.input.len()),
         _ => {
             assert!(images.nrows() >= n, "enough test images");
-            images.rows().into_iter().take(n).flat_map(|r| r.to_vec()).collect()
+            images
+                .rows()
+                .into_iter()
+                .take(n)
+                .flat_map(|r| r.to_vec())
+                .collect()
         }
     }
 }
@@ -66,14 +74,25 @@ fn part_name(p: Part) -> &'static str {
 
 /// Layer-by-layer comparison of the runtime's int8 activations with the per-layer QDQ models in
 /// tract; returns (values compared, the largest difference in steps, values that differ).
-fn per_layer(q: &QuantGraph, name: &str, sims: &[Simulation], write_cases: bool) -> (usize, i32, usize) {
+fn per_layer(
+    q: &QuantGraph,
+    name: &str,
+    sims: &[Simulation],
+    write_cases: bool,
+) -> (usize, i32, usize) {
     let (mut total, mut worst, mut off) = (0, 0, 0);
     let models = export_qdq_per_layer(q, name).expect("per-layer QDQ models");
     assert_eq!(models.len(), q.layers.len());
     for (i, m) in models.iter().enumerate() {
         let input: Vec<i8> = sims
             .iter()
-            .flat_map(|s| if i == 0 { s.input.clone() } else { s.layers[i - 1].clone() })
+            .flat_map(|s| {
+                if i == 0 {
+                    s.input.clone()
+                } else {
+                    s.layers[i - 1].clone()
+                }
+            })
             .collect();
         let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
         let in_dims = batch_dims(sims.len(), &m.inputs[0].dims);
@@ -91,7 +110,11 @@ fn per_layer(q: &QuantGraph, name: &str, sims: &[Simulation], write_cases: bool)
                 &case_name,
                 &m.bytes,
                 &[CaseTensor::i8(&m.inputs[0].name, &in_dims, input)],
-                &[CaseTensor::i8(&m.outputs[0].name, &batch_dims(sims.len(), &m.outputs[0].dims), got)],
+                &[CaseTensor::i8(
+                    &m.outputs[0].name,
+                    &batch_dims(sims.len(), &m.outputs[0].dims),
+                    got,
+                )],
             );
         }
     }
@@ -117,7 +140,11 @@ fn check_kind(kind: ModelKind) {
             &name,
             &f.bytes,
             &[CaseTensor::f32(&f.inputs[0].name, &in_dims, x.clone())],
-            &[CaseTensor::f32(&f.outputs[0].name, &batch_dims(BATCH, &f.outputs[0].dims), want.clone())],
+            &[CaseTensor::f32(
+                &f.outputs[0].name,
+                &batch_dims(BATCH, &f.outputs[0].dims),
+                want.clone(),
+            )],
         );
 
         // 1. trainer == tract.
@@ -126,7 +153,10 @@ fn check_kind(kind: ModelKind) {
             let y: Vec<f32> = model.generate(z.view()).iter().copied().collect();
             let err = rel_err(&y, &want);
             println!("{name:>28}: trainer f32 vs tract      {err:.2e} relative");
-            assert!(err <= F32_REL_TOL, "{name}: trainer vs tract {err:.3e} > {F32_REL_TOL:e}");
+            assert!(
+                err <= F32_REL_TOL,
+                "{name}: trainer vs tract {err:.3e} > {F32_REL_TOL:e}"
+            );
         }
 
         // 2. runtime f32 == tract.
@@ -134,42 +164,74 @@ fn check_kind(kind: ModelKind) {
         let got = runtime_run(&f32_file, &x, len);
         let err = rel_err(&got, &want);
         println!("{name:>28}: runtime f32 vs tract      {err:.2e} relative");
-        assert!(err <= F32_REL_TOL, "{name}: runtime f32 vs tract {err:.3e} > {F32_REL_TOL:e}");
+        assert!(
+            err <= F32_REL_TOL,
+            "{name}: runtime f32 vs tract {err:.3e} > {F32_REL_TOL:e}"
+        );
 
         // 3. runtime int8 == tract on the QDQ ONNX, bit-exact.
-        let calibration: Vec<Vec<f32>> = inputs(part, &g, &images, CALIBRATION.min(images.nrows()), 2)
-            .chunks_exact(len)
-            .map(<[f32]>::to_vec)
-            .collect();
+        let calibration: Vec<Vec<f32>> =
+            inputs(part, &g, &images, CALIBRATION.min(images.nrows()), 2)
+                .chunks_exact(len)
+                .map(<[f32]>::to_vec)
+                .collect();
         let q = quantize(&g, &calibration, &QuantOptions::default()).expect("quantized");
         let int8_file = tgm::write_int8(&q).expect("int8 model file");
-        let sims: Vec<Simulation> = x.chunks_exact(len).map(|z| simulate(&q, z).expect("runtime int8")).collect();
+        let sims: Vec<Simulation> = x
+            .chunks_exact(len)
+            .map(|z| simulate(&q, z).expect("runtime int8"))
+            .collect();
         // The runtime's own `run` gives the same output as its inspected run.
         let device = runtime_run(&int8_file, &x, len);
         let inspected: Vec<f32> = sims.iter().flat_map(|s| s.output.clone()).collect();
-        assert!(device.iter().zip(&inspected).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: run vs run_inspect");
+        assert!(
+            device
+                .iter()
+                .zip(&inspected)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}: run vs run_inspect"
+        );
         let qdq = to_onnx_qdq(&q, &format!("{name}.int8")).expect("QDQ ONNX");
         let whole = tract_f32(&tract(&qdq), &in_dims, &x);
         // Dequantised outputs `(q - zp) * 2^-k` are exact in f32: equal floats are equal int8 values.
         let differ = device.iter().zip(&whole).filter(|(a, b)| a != b).count();
-        assert_eq!(differ, 0, "{name}: whole QDQ model vs runtime int8: {differ} of {} outputs differ", whole.len());
+        assert_eq!(
+            differ,
+            0,
+            "{name}: whole QDQ model vs runtime int8: {differ} of {} outputs differ",
+            whole.len()
+        );
         case(
             &format!("{name}.int8"),
             &qdq,
             &[CaseTensor::f32(&f.inputs[0].name, &in_dims, x.clone())],
-            &[CaseTensor::f32(&f.outputs[0].name, &batch_dims(BATCH, &f.outputs[0].dims), whole)],
+            &[CaseTensor::f32(
+                &f.outputs[0].name,
+                &batch_dims(BATCH, &f.outputs[0].dims),
+                whole,
+            )],
         );
         let (total, worst, off) = per_layer(&q, &format!("{name}.int8"), &sims, true);
         println!("{name:>28}: runtime int8 vs tract QDQ {off} of {total} int8 values differ (layer by layer)");
-        assert_eq!(worst, 0, "{name}: runtime int8 vs tract QDQ, {off} of {total} values differ, by up to {worst}");
+        assert_eq!(
+            worst, 0,
+            "{name}: runtime int8 vs tract QDQ, {off} of {total} values differ, by up to {worst}"
+        );
         assert!(total > 0);
 
         // 4. free scales: within one step per layer.
-        let qf = quantize(&g, &calibration, &QuantOptions { free_scales: true }).expect("quantized, free scales");
-        let sims: Vec<Simulation> = x.chunks_exact(len).map(|z| simulate(&qf, z).expect("runtime int8")).collect();
+        let qf = quantize(&g, &calibration, &QuantOptions { free_scales: true })
+            .expect("quantized, free scales");
+        let sims: Vec<Simulation> = x
+            .chunks_exact(len)
+            .map(|z| simulate(&qf, z).expect("runtime int8"))
+            .collect();
         let (total, worst, off) = per_layer(&qf, &format!("{name}.int8free"), &sims, false);
         println!("{name:>28}: free scales, layer by layer: {off} of {total} values differ, max {worst} step");
-        assert!(worst <= FREE_SCALE_TOL, "{name}: free scales, a layer differs by {worst} steps");
+        assert!(
+            worst <= FREE_SCALE_TOL,
+            "{name}: free scales, a layer differs by {worst} steps"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -17,8 +17,22 @@ fn s(p: &Path) -> &str {
 /// Trains a small VAE through the command line (two steps of 64 built-in digits).
 fn train_cli(run: &Path) {
     let o = tinygen(&[
-        "train", "vae", "--epochs", "1", "--limit-train", "128", "--limit-test", "64", "--batch-size", "64",
-        "--threads", "1", "--hidden", "64", "--out", s(run),
+        "train",
+        "vae",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "64",
+        "--batch-size",
+        "64",
+        "--threads",
+        "1",
+        "--hidden",
+        "64",
+        "--out",
+        s(run),
     ]);
     assert!(o.status.success(), "{}", text(&o));
 }
@@ -29,63 +43,162 @@ fn export_verify_and_sample_a_trained_vae() {
     let run = dir.join("run");
     train_cli(&run);
     let out = dir.join("export");
-    let o = tinygen(&["export", s(&run), "--out", s(&out), "--int8", "--calib", "200", "--seed", "3"]);
+    let o = tinygen(&[
+        "export",
+        s(&run),
+        "--out",
+        s(&out),
+        "--int8",
+        "--calib",
+        "200",
+        "--seed",
+        "3",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("PSNR"), "{}", text(&o));
-    for f in ["decoder.onnx", "decoder.tgm", "decoder.int8.onnx", "decoder.int8.tgm", "model.rs", "export-report.md"] {
+    for f in [
+        "decoder.onnx",
+        "decoder.tgm",
+        "decoder.int8.onnx",
+        "decoder.int8.tgm",
+        "model.rs",
+        "export-report.md",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing:\n{}", text(&o));
     }
     // model.rs states the arena each file needs, as the runtime computes it.
     let rs = std::fs::read_to_string(out.join("model.rs")).unwrap();
-    for (module, file, precision) in [("decoder", "decoder.tgm", Precision::F32), ("decoder_int8", "decoder.int8.tgm", Precision::Int8)] {
+    for (module, file, precision) in [
+        ("decoder", "decoder.tgm", Precision::F32),
+        ("decoder_int8", "decoder.int8.tgm", Precision::Int8),
+    ] {
         let bytes = AlignedBytes::new(&std::fs::read(out.join(file)).unwrap());
         let m = Model::parse(&bytes).unwrap();
         assert_eq!(m.precision(), precision);
-        let block = rs.split(&format!("pub mod {module} {{")).nth(1).expect("module in model.rs");
-        assert!(block.contains(&format!("pub const ARENA_BYTES: usize = {};", m.arena_bytes())), "{rs}");
-        assert!(block.contains(&format!("pub const LATENT_LEN: usize = {};", m.latent_len())), "{rs}");
+        let block = rs
+            .split(&format!("pub mod {module} {{"))
+            .nth(1)
+            .expect("module in model.rs");
+        assert!(
+            block.contains(&format!(
+                "pub const ARENA_BYTES: usize = {};",
+                m.arena_bytes()
+            )),
+            "{rs}"
+        );
+        assert!(
+            block.contains(&format!(
+                "pub const LATENT_LEN: usize = {};",
+                m.latent_len()
+            )),
+            "{rs}"
+        );
     }
     let report = std::fs::read_to_string(out.join("export-report.md")).unwrap();
-    for needle in ["PSNR", "200 calibration inputs", "seed 3", "multipliers", "arena bytes"] {
-        assert!(report.contains(needle), "report lacks {needle:?}:\n{report}");
+    for needle in [
+        "PSNR",
+        "200 calibration inputs",
+        "seed 3",
+        "multipliers",
+        "arena bytes",
+    ] {
+        assert!(
+            report.contains(needle),
+            "report lacks {needle:?}:\n{report}"
+        );
     }
 
     let o = tinygen(&["verify", s(&out), "--n", "16", "--run", s(&run)]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    for link in ["runtime f32 vs tract", "runtime int8 vs tract", "trainer f32 vs tract"] {
+    for link in [
+        "runtime f32 vs tract",
+        "runtime int8 vs tract",
+        "trainer f32 vs tract",
+    ] {
         assert!(t.contains(link), "verify lacks {link:?}:\n{t}");
     }
     assert!(!t.contains("FAIL"), "{t}");
 
     let png = dir.join("samples.png");
-    let o = tinygen(&["sample", s(&out.join("decoder.int8.tgm")), "--seed", "5", "--n", "12", "--cols", "4", "--png", s(&png)]);
+    let o = tinygen(&[
+        "sample",
+        s(&out.join("decoder.int8.tgm")),
+        "--seed",
+        "5",
+        "--n",
+        "12",
+        "--cols",
+        "4",
+        "--png",
+        s(&png),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     // 4 columns x 3 rows of 8x8 digits upscaled 3x (24 px) with 1 px padding: 101 x 76.
-    let (w, h) = (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
+    let (w, h) = (
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+    );
     assert_eq!((w, h), (4 * 24 + 5, 3 * 24 + 4));
     // Same seed, same image (the device's sampler is deterministic).
     let png2 = dir.join("again.png");
-    let o = tinygen(&["sample", s(&out.join("decoder.int8.tgm")), "--seed", "5", "--n", "12", "--cols", "4", "--png", s(&png2)]);
+    let o = tinygen(&[
+        "sample",
+        s(&out.join("decoder.int8.tgm")),
+        "--seed",
+        "5",
+        "--n",
+        "12",
+        "--cols",
+        "4",
+        "--png",
+        s(&png2),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read(&png2).unwrap(), bytes);
 
     // An encoder exports too (float and int8), and verifies.
     let enc = dir.join("encoder");
-    let o = tinygen(&["export", s(&run), "--part", "encoder", "--out", s(&enc), "--int8", "--calib", "32"]);
+    let o = tinygen(&[
+        "export",
+        s(&run),
+        "--part",
+        "encoder",
+        "--out",
+        s(&enc),
+        "--int8",
+        "--calib",
+        "32",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(enc.join("encoder.int8.tgm").is_file());
     let o = tinygen(&["verify", s(&enc), "--n", "4"]);
     assert!(o.status.success(), "{}", text(&o));
     // A VAE has no discriminator.
-    let o = tinygen(&["export", s(&run), "--part", "discriminator", "--out", s(&dir.join("d"))]);
+    let o = tinygen(&[
+        "export",
+        s(&run),
+        "--part",
+        "discriminator",
+        "--out",
+        s(&dir.join("d")),
+    ]);
     assert_clean_failure(&o, &["has no discriminator", "encoder"]);
 
     // Free scales: exported and reported, the int8 link is not claimed bit-exact.
     let free = dir.join("free");
-    let o = tinygen(&["export", s(&run), "--out", s(&free), "--int8", "--free-scales", "--calib", "64"]);
+    let o = tinygen(&[
+        "export",
+        s(&run),
+        "--out",
+        s(&free),
+        "--int8",
+        "--free-scales",
+        "--calib",
+        "64",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let o = tinygen(&["verify", s(&free), "--n", "4"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -114,15 +227,31 @@ fn bad_inputs_fail_cleanly() {
     // A checkpoint from another model: config.json says gan, the checkpoint holds a vae.
     let other = dir.join("other");
     std::fs::create_dir_all(&other).unwrap();
-    std::fs::copy(run.join("checkpoint.safetensors"), other.join("checkpoint.safetensors")).unwrap();
+    std::fs::copy(
+        run.join("checkpoint.safetensors"),
+        other.join("checkpoint.safetensors"),
+    )
+    .unwrap();
     let cfg = std::fs::read_to_string(run.join("config.json")).unwrap();
-    std::fs::write(other.join("config.json"), cfg.replacen("\"vae\"", "\"gan\"", 1)).unwrap();
+    std::fs::write(
+        other.join("config.json"),
+        cfg.replacen("\"vae\"", "\"gan\"", 1),
+    )
+    .unwrap();
     let o = tinygen(&["export", s(&other)]);
     assert_clean_failure(&o, &["other", "vae"]);
 
     // Corrupt model files: one flipped byte (checksum), and a truncated file.
     let out = dir.join("export");
-    let o = tinygen(&["export", s(&run), "--out", s(&out), "--int8", "--calib", "16"]);
+    let o = tinygen(&[
+        "export",
+        s(&run),
+        "--out",
+        s(&out),
+        "--int8",
+        "--calib",
+        "16",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let good = std::fs::read(out.join("decoder.int8.tgm")).unwrap();
     let flipped = dir.join("flipped.tgm");

@@ -27,7 +27,10 @@ fn run_all(file: &[u8], z: &[f32], latent: usize) -> Vec<f32> {
     let m = RtModel::parse(&bytes).unwrap();
     let mut arena = vec![0u8; m.arena_bytes()];
     let mut out = vec![0f32; z.len() / latent * m.output_len()];
-    for (x, y) in z.chunks_exact(latent).zip(out.chunks_exact_mut(m.output_len())) {
+    for (x, y) in z
+        .chunks_exact(latent)
+        .zip(out.chunks_exact_mut(m.output_len()))
+    {
         m.run(x, &mut arena, y).unwrap();
     }
     out
@@ -41,15 +44,28 @@ fn trained_vae_decoder_int8_psnr_is_above_the_floor() {
     let (_, model) = train(&dir, tiny_config(ModelKind::Vae, 4, None));
     let g = model.graph(Part::Generator).unwrap();
     let latent = g.input.len();
-    let calibration: Vec<Vec<f32>> = gaussian(100, 512, latent).chunks_exact(latent).map(<[f32]>::to_vec).collect();
+    let calibration: Vec<Vec<f32>> = gaussian(100, 512, latent)
+        .chunks_exact(latent)
+        .map(<[f32]>::to_vec)
+        .collect();
     let q = quantize(&g, &calibration, &QuantOptions::default()).unwrap();
     let z = gaussian(200, LATENTS, latent);
     let a = run_all(&tgm::write_f32(&g).unwrap(), &z, latent);
     let b = run_all(&tgm::write_int8(&q).unwrap(), &z, latent);
-    let mse = a.iter().zip(&b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>() / a.len() as f64;
-    let max = a.iter().zip(&b).fold(0.0f64, |m, (&x, &y)| m.max((f64::from(x) - f64::from(y)).abs()));
+    let mse = a
+        .iter()
+        .zip(&b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    let max = a.iter().zip(&b).fold(0.0f64, |m, (&x, &y)| {
+        m.max((f64::from(x) - f64::from(y)).abs())
+    });
     let psnr = 10.0 * (1.0 / mse).log10();
     println!("trained VAE decoder (8x8), int8 vs f32 on {LATENTS} latents: PSNR {psnr:.2} dB, max |error| {max:.4}");
-    assert!(psnr.is_finite() && psnr >= PSNR_FLOOR_DB, "PSNR {psnr:.2} dB < {PSNR_FLOOR_DB} dB");
+    assert!(
+        psnr.is_finite() && psnr >= PSNR_FLOOR_DB,
+        "PSNR {psnr:.2} dB < {PSNR_FLOOR_DB} dB"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -89,7 +89,9 @@ pub fn tract(bytes: &[u8]) -> Runnable {
 /// Runs a float-input model; returns the first output flattened.
 pub fn tract_f32(model: &Runnable, dims: &[usize], x: &[f32]) -> Vec<f32> {
     let out = model
-        .run(tvec!(Tensor::from_shape(dims, x).expect("shape").into_tvalue()))
+        .run(tvec!(Tensor::from_shape(dims, x)
+            .expect("shape")
+            .into_tvalue()))
         .expect("tract runs");
     out[0]
         .try_as_plain_ram()
@@ -100,7 +102,9 @@ pub fn tract_f32(model: &Runnable, dims: &[usize], x: &[f32]) -> Vec<f32> {
 /// Runs an int8-input model; returns the first output flattened.
 pub fn tract_i8(model: &Runnable, dims: &[usize], x: &[i8]) -> Vec<i8> {
     let out = model
-        .run(tvec!(Tensor::from_shape(dims, x).expect("shape").into_tvalue()))
+        .run(tvec!(Tensor::from_shape(dims, x)
+            .expect("shape")
+            .into_tvalue()))
         .expect("tract runs");
     out[0]
         .try_as_plain_ram()
@@ -113,7 +117,10 @@ pub fn tract_i8(model: &Runnable, dims: &[usize], x: &[i8]) -> Vec<i8> {
 pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len(), "output lengths");
     let scale = want.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-    assert!(scale > 0.0, "reference output is all zeros: the comparison would be vacuous");
+    assert!(
+        scale > 0.0,
+        "reference output is all zeros: the comparison would be vacuous"
+    );
     let diff = got.iter().zip(want).fold(0.0f64, |m, (&g, &w)| {
         let d = (f64::from(g) - f64::from(w)).abs();
         m.max(if d.is_nan() { f64::INFINITY } else { d })
@@ -143,14 +150,21 @@ pub fn tinygen(args: &[&str]) -> Output {
 
 /// stdout and stderr together.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A failure a user can act on: non-zero exit, every needle in the message, no panic.
 pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
     let t = text(o);
     assert!(!o.status.success(), "expected failure, got success:\n{t}");
-    assert!(!t.contains("panicked") && !t.contains("RUST_BACKTRACE"), "panic text:\n{t}");
+    assert!(
+        !t.contains("panicked") && !t.contains("RUST_BACKTRACE"),
+        "panic text:\n{t}"
+    );
     for needle in needles {
         assert!(t.contains(needle), "message lacks {needle:?}:\n{t}");
     }
