@@ -589,9 +589,10 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "\nCommand: `tinygen export {} --part {:?} --int8 --calib {} --seed {}{}`",
+        "\nCommand: `tinygen export {} --part {} --out {} --int8 --calib {} --seed {}{}`",
         args.run.display(),
-        args.part,
+        format!("{:?}", args.part).to_lowercase(),
+        args.out.clone().unwrap_or_else(|| args.run.join("export")).display(),
         args.calib,
         args.seed,
         if args.free_scales {
