@@ -587,12 +587,14 @@ fn report(
         q.output.scale,
         quality.max_error_steps,
     );
+    let part_name = format!("{:?}", args.part).to_lowercase();
+    let out_dir = args.out.clone().unwrap_or_else(|| args.run.join("export"));
     let _ = writeln!(
         s,
         "\nCommand: `tinygen export {} --part {} --out {} --int8 --calib {} --seed {}{}`",
         args.run.display(),
-        format!("{:?}", args.part).to_lowercase(),
-        args.out.clone().unwrap_or_else(|| args.run.join("export")).display(),
+        part_name,
+        out_dir.display(),
         args.calib,
         args.seed,
         if args.free_scales {
