@@ -68,6 +68,13 @@ fn main() {
     };
     // NB: a file named memory.x in the package root would shadow this one (linker cwd).
     fs::write(out.join("memory.x"), mem).expect("write memory.x");
+    // cortex-m-rt's `device` feature includes device.x, where a device crate names its
+    // interrupt handlers; the firmware's `__INTERRUPTS` uses only `DefaultHandler`.
+    fs::write(
+        out.join("device.x"),
+        b"/* no device interrupt handlers */\n",
+    )
+    .expect("write device.x");
     println!("cargo:rustc-link-search={}", out.display());
     for f in ["memory-mps2.x", "memory-mps2-512k.x", "memory-microbit.x"] {
         println!("cargo:rerun-if-changed={f}");

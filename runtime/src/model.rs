@@ -355,7 +355,12 @@ impl<'a> Walker<'a> {
         if !allowed {
             return Err(Error::BadOpCode { layer, code });
         }
-        if is_conv && !cfg!(feature = "conv") {
+        let enabled = match code {
+            format::OP_CONV2D => cfg!(feature = "conv2d"),
+            format::OP_CONV_TRANSPOSE2D => cfg!(feature = "conv-transpose2d"),
+            _ => true,
+        };
+        if !enabled {
             return Err(Error::OpDisabled { layer, code });
         }
         // Fields an op does not use must be zero.
@@ -1082,14 +1087,14 @@ impl<'a> Model<'a> {
                         Op::DenseF32 { w, b } => {
                             kernels::dense_f32(w, b, x, prefix_mut(other, out_len, got, needed)?)
                         }
-                        Op::ConvF32 { g, w, b } if cfg!(feature = "conv") => kernels::conv2d_f32(
+                        Op::ConvF32 { g, w, b } if cfg!(feature = "conv2d") => kernels::conv2d_f32(
                             &g,
                             w,
                             b,
                             x,
                             prefix_mut(other, out_len, got, needed)?,
                         ),
-                        Op::ConvTransposeF32 { g, w, b } if cfg!(feature = "conv") => {
+                        Op::ConvTransposeF32 { g, w, b } if cfg!(feature = "conv-transpose2d") => {
                             kernels::conv_transpose2d_f32(
                                 &g,
                                 w,
@@ -1098,7 +1103,7 @@ impl<'a> Model<'a> {
                                 prefix_mut(other, out_len, got, needed)?,
                             )
                         }
-                        // Also conv ops when the `conv` feature is off: unreachable, the walker
+                        // Also conv ops whose feature (`conv2d`, `conv-transpose2d`) is off: unreachable, the walker
                         // returned `OpDisabled` for them.
                         op => {
                             swap = false;
@@ -1159,15 +1164,19 @@ impl<'a> Model<'a> {
                             &rq,
                             prefix_mut(other, out_len, got, needed)?,
                         ),
-                        Op::ConvI8 { g, w, b, rq } if cfg!(feature = "conv") => kernels::conv2d_i8(
-                            &g,
-                            w,
-                            b,
-                            x,
-                            &rq,
-                            prefix_mut(other, out_len, got, needed)?,
-                        ),
-                        Op::ConvTransposeI8 { g, w, b, rq } if cfg!(feature = "conv") => {
+                        Op::ConvI8 { g, w, b, rq } if cfg!(feature = "conv2d") => {
+                            kernels::conv2d_i8(
+                                &g,
+                                w,
+                                b,
+                                x,
+                                &rq,
+                                prefix_mut(other, out_len, got, needed)?,
+                            )
+                        }
+                        Op::ConvTransposeI8 { g, w, b, rq }
+                            if cfg!(feature = "conv-transpose2d") =>
+                        {
                             kernels::conv_transpose2d_i8(
                                 &g,
                                 w,
@@ -1177,7 +1186,7 @@ impl<'a> Model<'a> {
                                 prefix_mut(other, out_len, got, needed)?,
                             )
                         }
-                        // As above for conv ops when `conv` is off.
+                        // As above for conv ops whose feature is off.
                         op => {
                             swap = false;
                             if let Op::Lut { table } = op {

@@ -2,9 +2,10 @@
 //! samples by Box-Muller, so the same seed gives the same latents, bit for bit, on the host and on
 //! every microcontroller.
 //!
-//! Everything is f32 arithmetic in plain Rust (`libm::logf` and `libm::sqrtf`, which are f32
-//! inside, and the polynomial [`sin_cos_turns`] here), so no target's float library or f64
-//! soft-float routines can change a result, and the sampler stays small on an FPU-less core.
+//! Everything is f32 arithmetic in plain Rust (`libm::logf`, which is f32 inside, the
+//! correctly rounded [`sqrt_f32`] and the polynomial [`sin_cos_turns`] here), so no target's
+//! float library or f64 soft-float routines can change a result, and the sampler stays small on
+//! an FPU-less core.
 #![forbid(unsafe_code)]
 
 /// xoshiro128++ 1.0 (Blackman and Vigna): 128 bits of state, 32-bit outputs, no multiplies.
@@ -76,7 +77,7 @@ impl Rng {
         }
         let u1 = 1.0 - self.next_f32();
         let u2 = self.next_f32();
-        let r = libm::sqrtf(-2.0 * libm::logf(u1));
+        let r = sqrt_f32(-2.0 * libm::logf(u1));
         let (sin, cos) = sin_cos_turns(u2);
         self.spare = Some((r * sin).to_bits());
         r * cos
@@ -88,6 +89,63 @@ impl Rng {
             *x = self.next_gaussian();
         }
     }
+}
+
+/// The square root of `x`, correctly rounded (round to nearest, ties to even), for every
+/// non-negative `x` including subnormals, zero and infinity; NaN for a negative or NaN `x`.
+///
+/// Digit by digit on the 24-bit significand, in integers only: no table and no float
+/// operation, so it is small on a core without an FPU and gives the IEEE result, the same bits
+/// as a hardware square root, on every target (the Box-Muller radius goes through it).
+pub fn sqrt_f32(x: f32) -> f32 {
+    let bits = x.to_bits();
+    if bits == 0 || bits == 0x8000_0000 || bits == 0x7F80_0000 {
+        // +-0 and +inf are their own roots.
+        return x;
+    }
+    if bits > 0x7F80_0000 {
+        // NaN, or negative (the sign bit makes every negative pattern larger).
+        return f32::NAN;
+    }
+    // x = sig * 2^exp with sig a 24-bit integer whose top bit is set (subnormals normalised).
+    let mut exp = (bits >> 23) as i32;
+    let mut sig = bits & 0x007F_FFFF;
+    if exp == 0 {
+        let shift = sig.leading_zeros() - 8;
+        sig <<= shift;
+        exp = 1 - shift as i32;
+    } else {
+        sig |= 0x0080_0000;
+    }
+    // Unbiased exponent of the leading bit; make it even by moving one bit into `sig`.
+    let mut e = exp - 127;
+    if e & 1 != 0 {
+        sig <<= 1;
+        e -= 1;
+    }
+    // sqrt(sig * 2^e) = sqrt(sig * 2) * 2^(e/2 - 1/2): the 25-bit integer root of `sig << 1`
+    // (a 25- or 26-bit value) is the 24-bit significand plus one bit below it.
+    let mut rem = sig << 1;
+    let mut root = 0u32;
+    let mut s = 0u32;
+    let mut bit = 0x0100_0000u32;
+    while bit != 0 {
+        let t = s + bit;
+        if t <= rem {
+            s = t + bit;
+            rem -= t;
+            root += bit;
+        }
+        rem <<= 1;
+        bit >>= 1;
+    }
+    // The last bit of `root` is the half unit. A square root is never exactly halfway between
+    // two floats, so rounding to nearest rounds up exactly when that bit is set.
+    root += root & 1;
+    let sig = root >> 1;
+    // `sig` is in [2^23, 2^24]; the carry of a round-up to 2^24 moves into the exponent field.
+    let biased = (e >> 1) + 126;
+    f32::from_bits(((biased as u32) << 23).wrapping_add(sig))
 }
 
 /// `(sin 2 pi t, cos 2 pi t)` in f32 arithmetic only (for `|t| < 2^20`; the sampler passes `t`
@@ -102,9 +160,10 @@ impl Rng {
 /// rotates the pair.
 pub fn sin_cos_turns(t: f32) -> (f32, f32) {
     use core::f32::consts::FRAC_PI_2;
-    let x = 4.0 * t; // exact (a power-of-two scaling)
-                     // Nearest quadrant; `x - k` is exact for the sampler's t (multiples of 2^-24: x and k are
-                     // multiples of 2^-22 and |x - k| <= 1/2).
+    // Exact (a power-of-two scaling).
+    let x = 4.0 * t;
+    // Nearest quadrant; `x - k` is exact for the sampler's t (multiples of 2^-24: x and k are
+    // multiples of 2^-22 and |x - k| <= 1/2).
     let k = libm::roundf(x);
     let y = x - k;
     let y2 = y * y;
@@ -114,7 +173,8 @@ pub fn sin_cos_turns(t: f32) -> (f32, f32) {
     const S5: f32 = 0.079_692_626; // (pi/2)^5 / 5!
     const S7: f32 = -0.004_681_754; // -(pi/2)^7 / 7!
     const S9: f32 = 0.000_160_441_18; // (pi/2)^9 / 9!
-                                      // cos(pi y / 2) = sum (-1)^n (pi/2)^(2n) y^(2n) / (2n)!
+
+    // cos(pi y / 2) = sum (-1)^n (pi/2)^(2n) y^(2n) / (2n)!
     const C2: f32 = -1.233_700_6; // -(pi/2)^2 / 2!
     const C4: f32 = 0.253_669_5; // (pi/2)^4 / 4!
     const C6: f32 = -0.020_863_48; // -(pi/2)^6 / 6!

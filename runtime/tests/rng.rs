@@ -2,7 +2,7 @@
 
 use rand_xoshiro::rand_core::{Rng as _, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
-use tinygen_runtime::rng::Rng;
+use tinygen_runtime::rng::{self, Rng};
 
 #[test]
 fn stream_matches_rand_xoshiro_seed_from_u64() {
@@ -71,5 +71,45 @@ fn gaussian_is_box_muller_of_the_uniform_stream() {
                 "{got} vs {want}"
             );
         }
+    }
+}
+
+/// `sqrt_f32` is the IEEE square root: equal to the host's (hardware, correctly rounded)
+/// `f32::sqrt` for every significand of both exponent parities (every float in [1, 4): the
+/// digit loop sees only the significand and the parity), for every exponent with a spread of
+/// significands, for subnormals, and for the special values.
+#[test]
+fn sqrt_f32_is_correctly_rounded() {
+    let check = |x: f32| {
+        let (got, want) = (rng::sqrt_f32(x), x.sqrt());
+        assert!(
+            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+            "sqrt({x:e} = {:#010x}) = {got:e}, want {want:e}",
+            x.to_bits()
+        );
+    };
+    for bits in 1.0f32.to_bits()..4.0f32.to_bits() {
+        check(f32::from_bits(bits));
+    }
+    for exp in 0u32..=255 {
+        for k in 0u32..4096 {
+            let mant = k.wrapping_mul(0x9E37_79B9) >> 9;
+            check(f32::from_bits((exp << 23) | mant));
+        }
+    }
+    for bits in 1u32..1 << 16 {
+        check(f32::from_bits(bits));
+    }
+    for x in [
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -1.0,
+        f32::NAN,
+        f32::MAX,
+        f32::MIN_POSITIVE,
+    ] {
+        check(x);
     }
 }

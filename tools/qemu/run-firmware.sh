@@ -25,8 +25,8 @@ mkdir -p "$OUT"
 CONFIGS="
 m4f-mlp-f32       thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-f32          f32
 m4f-mlp-i8        thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-i8           int8
-m4f-dcgan-f32     thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-f32        f32,conv
-m4f-dcgan-i8      thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-i8         int8,conv
+m4f-dcgan-f32     thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-f32        f32,conv-transpose2d
+m4f-dcgan-i8      thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-i8         int8,conv-transpose2d
 m4f-dense-kernel  thumbv7em-none-eabihf  cortex-m4  mps2-an386  dense-i8-kernel  int8
 m0-tiny-f32       thumbv6m-none-eabi     cortex-m0  microbit    tiny-f32         f32
 m0-tiny-i8        thumbv6m-none-eabi     cortex-m0  microbit    tiny-i8          int8
