@@ -35,6 +35,10 @@ pub(crate) trait Mac {
     fn channel(&self, oc: usize) -> Option<Self::C>;
     /// Accumulator to output element.
     fn finish(c: &Self::C, a: Self::A) -> Self::Y;
+    /// The input zero point (0 for f32).
+    fn zero_point(&self) -> i32 {
+        0
+    }
 }
 
 /// `acc[j] += w * x[j]` over the common length.
@@ -306,6 +310,128 @@ pub(crate) fn conv_transpose2d_f32_cols(
     }
 }
 
+/// Output values of one channel held by [`conv_transpose2d_i8_f32`] (16 KiB of stack; only on
+/// 64-bit hosts, where the stack is not counted in kilobytes).
+#[cfg(target_pointer_width = "64")]
+const PLANE: usize = 4096;
+
+/// Largest `|w · (x - zp)|` of an int8 layer: `128 · 255`.
+#[cfg(target_pointer_width = "64")]
+const MAX_TERM: usize = 128 * 255;
+
+/// int8 ConvTranspose2d through the f32 micro-kernel of [`conv_transpose2d_f32_cols`], exact.
+///
+/// The products `w · (x - zp)` are integers below `2^15` in magnitude, and one output sums at
+/// most `in_ch · ⌈k_h / s_h⌉ · ⌈k_w / s_w⌉` of them. When that many terms of [`MAX_TERM`] stay
+/// below `2^24`, every partial sum, in any order, is an integer that f32 holds exactly, so the
+/// f32 sums equal the i32 sums of the reference bit for bit; the bias is added in i32 after.
+/// Each output channel is accumulated in a stack plane of [`PLANE`] f32 and requantised from
+/// there, so no full-size accumulator is needed.
+///
+/// Returns `false` (and writes nothing) when the bound or the plane size does not hold; the
+/// caller then runs the integer gather.
+#[cfg(target_pointer_width = "64")]
+pub(crate) fn conv_transpose2d_i8_f32<M>(
+    m: &M,
+    g: &ConvGeom,
+    w: &[i8],
+    b: &[i32],
+    x: &[i8],
+    y: &mut [i8],
+) -> bool
+where
+    M: Mac<W = i8, X = i8, A = i32, Y = i8>,
+{
+    let Some(sz) = Sizes::of(g) else { return false };
+    let zp = m.zero_point();
+    let terms = g
+        .in_ch
+        .saturating_mul(g.k_h.div_ceil(g.stride_h))
+        .saturating_mul(g.k_w.div_ceil(g.stride_w));
+    // |x - zp| <= 255 needs an int8 zero point (every valid file has one; the kernel API
+    // takes any i32).
+    let zp_is_i8 = (-128..=127).contains(&zp);
+    if !zp_is_i8
+        || sz.out_plane == 0
+        || sz.out_plane > PLANE
+        || terms.saturating_mul(MAX_TERM) >= 1 << 24
+    {
+        return false;
+    }
+    let taps = g.k_h * g.k_w;
+    let m_total = g.out_ch * taps;
+    let mut plane = [0.0f32; PLANE];
+    let mut pack = Pack([[0.0f32; MR]; KC]);
+    let planes = y.chunks_exact_mut(sz.out_plane).zip(b).take(g.out_ch);
+    for (oc, (yc, &bias)) in planes.enumerate() {
+        let Some(c) = m.channel(oc) else { return true };
+        let acc_plane = plane.get_mut(..sz.out_plane).unwrap_or_default();
+        acc_plane.fill(0.0);
+        let mut t0 = 0;
+        while t0 < taps {
+            let mr = MR.min(taps - t0);
+            let m0 = oc * taps + t0;
+            let never = g.out_h + g.pad_h;
+            let mut tab = [(0usize, never, 0usize); MR];
+            for (i, e) in tab.iter_mut().take(mr).enumerate() {
+                let t = t0 + i;
+                let (ky, kx) = (t / g.k_w, t % g.k_w);
+                *e = (ky * g.out_w + kx, ky, kx);
+            }
+            let mut ic0 = 0;
+            while ic0 < g.in_ch {
+                let kc = KC.min(g.in_ch - ic0);
+                let src = w.get(ic0 * m_total + m0..).unwrap_or_default();
+                for (dst, row) in pack.0.iter_mut().take(kc).zip(src.chunks(m_total)) {
+                    *dst = [0.0; MR];
+                    for (d, &v) in dst.iter_mut().zip(row.iter().take(mr)) {
+                        *d = f32::from(v);
+                    }
+                }
+                let wp = pack.0.get(..kc).unwrap_or_default();
+                let x_blk = x.get(ic0 * sz.in_plane..).unwrap_or_default();
+                let mut p0 = 0;
+                while p0 < sz.in_plane {
+                    let nr = NR.min(sz.in_plane - p0);
+                    let x_rows = x_blk.get(p0..).unwrap_or_default().chunks(sz.in_plane);
+                    let acc = tile_i8(wp, x_rows, nr, zp);
+                    scatter(g, &tab, &acc, p0, nr, mr == MR, acc_plane);
+                    p0 += nr;
+                }
+                ic0 += kc;
+            }
+            t0 += mr;
+        }
+        for (yv, &a) in yc.iter_mut().zip(acc_plane.iter()) {
+            // `a` is an integer below 2^24 in magnitude: the conversion is exact.
+            *yv = M::finish(&c, bias.wrapping_add(a as i32));
+        }
+    }
+    true
+}
+
+/// A tile of int8 inputs: `acc[j][i] = Σ_k wp[k][i] · (X[k][p0 + j] - zp)` in f32 (exact under
+/// the bound of [`conv_transpose2d_i8_f32`]); the rest of `acc` stays 0 when `nr < NR`.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn tile_i8(
+    wp: &[[f32; MR]],
+    x_rows: core::slice::Chunks<'_, i8>,
+    nr: usize,
+    zp: i32,
+) -> [[f32; MR]; NR] {
+    let mut acc = [[0.0f32; MR]; NR];
+    for (wv, xr) in wp.iter().zip(x_rows) {
+        for (a, &xj) in acc.iter_mut().zip(xr.iter().take(nr)) {
+            let xf = (i32::from(xj) - zp) as f32;
+            for (ai, &wi) in a.iter_mut().zip(wv) {
+                *ai += wi * xf;
+            }
+        }
+    }
+    acc
+}
+
 /// One full tile: `acc[j][i] = Σ_k wp[k][i] · X[k][p0 + j]`; `x_rows` start at `p0` of each
 /// input channel's row.
 #[inline(always)]
@@ -441,6 +567,56 @@ mod tests {
         let n_terms = (in_ch * 9 + 1) as f32;
         for ((f, r), m) in fast.iter().zip(want).zip(mag) {
             assert!((f - r).abs() <= f32::EPSILON * n_terms * m, "{f} vs {r}");
+        }
+    }
+
+    /// The f32 path of the int8 transposed convolution at its bound: every product at its
+    /// largest (`-128 · 255`), 128 input channels x 4 taps = 512 terms per output (the largest
+    /// count the path takes), and 129 channels (516 terms: the integer gather). Both equal the
+    /// reference bit for bit.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn transposed_int8_at_the_exactness_bound() {
+        for (in_ch, fast_path) in [(128, true), (129, false)] {
+            let g = ConvGeom {
+                in_ch,
+                in_h: 2,
+                in_w: 3,
+                out_ch: 2,
+                out_h: 4,
+                out_w: 6,
+                k_h: 4,
+                k_w: 4,
+                stride_h: 2,
+                stride_w: 2,
+                pad_h: 1,
+                pad_w: 1,
+            };
+            let w = [-128i8; 129 * 2 * 16];
+            let w = &w[..in_ch * 2 * 16];
+            let x = [127i8; 129 * 6];
+            let x = &x[..in_ch * 6];
+            let b = [5, -1_000_000_000];
+            let rq = super::super::Requant {
+                in_zero_point: -128,
+                out_zero_point: 0,
+                multiplier: &[1, 1],
+                shift: &[17, 30],
+                min: -128,
+                max: 127,
+            };
+            let m = super::super::I8Mac { rq: &rq };
+            let mut got = [0i8; 48];
+            assert_eq!(
+                super::conv_transpose2d_i8_f32(&m, &g, w, &b, x, &mut got),
+                fast_path
+            );
+            super::super::conv_transpose2d_i8(&g, w, &b, x, &rq, &mut got);
+            let mut want = [1i8; 48];
+            reference::conv_transpose2d_i8(&g, w, &b, x, &rq, &mut want);
+            assert_eq!(got, want, "in_ch {in_ch}");
+            // The sums are large: not all outputs saturate or vanish.
+            assert!(got.iter().any(|&v| v != i8::MIN && v != 0), "{got:?}");
         }
     }
 }

@@ -69,6 +69,9 @@ impl Mac for I8Mac<'_, '_> {
     fn finish(c: &I8Out, a: i32) -> i8 {
         c.apply(a)
     }
+    fn zero_point(&self) -> i32 {
+        self.rq.in_zero_point
+    }
 }
 
 /// Per-channel output parameters of an int8 layer.
@@ -238,7 +241,12 @@ pub fn conv_transpose2d_i8(
     rq: &Requant<'_>,
     y: &mut [i8],
 ) {
-    conv::conv_transpose2d(&I8Mac { rq }, g, w, b, x, y);
+    let m = I8Mac { rq };
+    #[cfg(target_pointer_width = "64")]
+    if conv::conv_transpose2d_i8_f32(&m, g, w, b, x, y) {
+        return;
+    }
+    conv::conv_transpose2d(&m, g, w, b, x, y);
 }
 
 /// Elementwise activations in place, f32.
