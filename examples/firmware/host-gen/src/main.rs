@@ -9,9 +9,13 @@
 //! and for the kernel benchmark `dense-i8-kernel` the 400x784 int8 weights (`.w.bin`) and the
 //! rest of the layer plus the reference kernel's output checksum (`.rs`).
 //!
+//! `--from-file NAME=PATH` (repeatable) adds an existing model file, e.g. one `tinygen export`
+//! wrote: a copy as `<name>.tgm` and its `<name>.rs`, computed as for the built-in models.
+//!
 //! Run from the repository root:
-//! `cargo run --release --manifest-path examples/firmware/host-gen/Cargo.toml`
+//! `cargo run --release --manifest-path examples/firmware/host-gen/Cargo.toml -- [DIR] [--from-file NAME=PATH]...`
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs, process::ExitCode};
@@ -137,15 +141,54 @@ fn dense_kernel(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+const USAGE: &str = "usage: host-gen [MODELS_DIR] [--from-file NAME=PATH.tgm]...";
+
+/// The command line: the models folder and the `--from-file` models (name, path).
+struct Args {
+    dir: PathBuf,
+    files: Vec<(String, PathBuf)>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
+    let mut dir = None;
+    let mut files = Vec::new();
+    while let Some(arg) = args.next() {
+        if arg == "--from-file" {
+            let value = args
+                .next()
+                .ok_or_else(|| "--from-file needs NAME=PATH".to_string())?;
+            let value = value
+                .into_string()
+                .map_err(|v| format!("--from-file {}: not UTF-8", v.to_string_lossy()))?;
+            let Some((name, path)) = value.split_once('=') else {
+                return Err(format!("--from-file {value}: expected NAME=PATH"));
+            };
+            models::check_name(name)?;
+            files.push((name.to_string(), PathBuf::from(path)));
+        } else if arg.to_string_lossy().starts_with('-') {
+            return Err(format!("unknown option {}", arg.to_string_lossy()));
+        } else if dir.replace(PathBuf::from(&arg)).is_some() {
+            return Err(format!(
+                "more than one models folder ({})",
+                arg.to_string_lossy()
+            ));
+        }
+    }
+    let dir = dir.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
+    Ok(Args { dir, files })
+}
+
 fn main() -> ExitCode {
-    let dir = env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
     let run = || -> Result<(), String> {
+        let Args { dir, files } =
+            parse_args(env::args_os().skip(1)).map_err(|e| format!("{e}\n{USAGE}"))?;
         fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         dense_kernel(&dir)?;
-        models::write_all(&dir)
+        models::write_all(&dir)?;
+        for (name, path) in &files {
+            models::from_file(&dir, name, path)?;
+        }
+        Ok(())
     };
     match run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,10 +2,12 @@
 //! and run on the host through the runtime to get the checksums the firmware must reproduce.
 
 use std::fmt::Write as _;
+use std::fs;
 use std::path::Path;
 
 use tinygen_export::{Conv, Graph, Layer, Part, Shape};
-use tinygen_runtime::model::Model;
+use tinygen_runtime::format::{self, record};
+use tinygen_runtime::model::{Kind, Model};
 use tinygen_runtime::rng::Rng;
 
 use crate::{fnv1a, write, SplitMix};
@@ -138,18 +140,54 @@ fn calibration(latent: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Multiply-accumulates of one inference and elements of the largest activation (the input
+/// included), read from the layer table of a file `Model::parse` accepted.
+fn layer_stats(model: &Model<'_>) -> (usize, usize) {
+    let file = model.bytes();
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([file[at], file[at + 1]]));
+    let dims_at = |at: usize| [u16_at(at), u16_at(at + 2), u16_at(at + 4)];
+    let input = model.input_shape();
+    let mut dims = [input.c, input.h, input.w];
+    let (mut macs, mut largest) = (0, input.len());
+    for layer in 0..model.layer_count() {
+        let rec = format::HEADER_LEN + layer * format::RECORD_LEN;
+        let out = dims_at(rec + record::OUTPUT_SHAPE);
+        let (in_len, out_len) = (
+            dims.iter().product::<usize>(),
+            out.iter().product::<usize>(),
+        );
+        let kernel = u16_at(rec + record::GEOMETRY) * u16_at(rec + record::GEOMETRY + 2);
+        macs += match file[rec + record::OP] {
+            format::OP_DENSE => in_len * out_len,
+            format::OP_CONV2D => out_len * dims[0] * kernel,
+            format::OP_CONV_TRANSPOSE2D => in_len * out[0] * kernel,
+            _ => 0,
+        };
+        largest = largest.max(out_len);
+        dims = out;
+    }
+    (macs, largest)
+}
+
 /// Runs the model file on the host with the firmware's seed and writes `<name>.tgm` / `.rs`.
-fn emit(dir: &Path, name: &str, graph: &Graph, file: Vec<u8>) -> Result<(), String> {
-    let bytes = tinygen_export::tgm::AlignedBytes::new(&file);
+/// `source` names the file's origin in errors.
+fn emit(dir: &Path, name: &str, source: &str, file: &[u8]) -> Result<(), String> {
+    let bytes = tinygen_export::tgm::AlignedBytes::new(file);
     let model = Model::parse(bytes.as_slice())
-        .map_err(|e| format!("{name}: the runtime rejects the file: {e:?}"))?;
+        .map_err(|e| format!("{source}: not a valid model file: {e}"))?;
+    if model.kind() != Kind::Generator {
+        return Err(format!(
+            "{source}: holds the {:?} part; the firmware runs a generator (a VAE decoder or GAN generator)",
+            model.kind()
+        ));
+    }
     let n = model.output_len();
     let shape = model.output_shape();
     let mut arena = vec![0u8; model.arena_bytes()];
     let mut out = vec![0.0f32; n];
     model
         .generate(&mut Rng::seed_from_u64(LATENT_SEED), &mut arena, &mut out)
-        .map_err(|e| format!("{name}: generate: {e:?}"))?;
+        .map_err(|e| format!("{source}: generate: {e}"))?;
     let mut pixels = vec![0u8; n];
     model
         .generate_u8(
@@ -157,19 +195,12 @@ fn emit(dir: &Path, name: &str, graph: &Graph, file: Vec<u8>) -> Result<(), Stri
             &mut arena,
             &mut pixels,
         )
-        .map_err(|e| format!("{name}: generate_u8: {e:?}"))?;
+        .map_err(|e| format!("{source}: generate_u8: {e}"))?;
     let out_fnv = fnv1a(out.iter().flat_map(|v| v.to_bits().to_le_bytes()));
     let pix_fnv = fnv1a(pixels.iter().copied());
-    let macs = graph.macs().map_err(|e| format!("{name}: {e}"))?;
-    let largest = graph
-        .shapes()
-        .map_err(|e| format!("{name}: {e}"))?
-        .iter()
-        .map(Shape::len)
-        .max()
-        .unwrap_or(0);
+    let (macs, largest) = layer_stats(&model);
 
-    write(&dir.join(format!("{name}.tgm")), &file)?;
+    write(&dir.join(format!("{name}.tgm")), file)?;
     // The exporter's constants (ARENA_BYTES, LATENT_LEN, OUTPUT_LEN, MODEL_BYTES), then ours.
     let mut rs = tinygen_export::tgm::model_rs(&model, &format!("{name}.tgm"));
     rs.push_str("\n// Added by examples/firmware/host-gen.\n");
@@ -198,12 +229,16 @@ fn emit(dir: &Path, name: &str, graph: &Graph, file: Vec<u8>) -> Result<(), Stri
     Ok(())
 }
 
+/// Stems of the built-in models; each is written as `<stem>-f32` and `<stem>-i8`.
+const STEMS: [&str; 3] = ["mlp", "dcgan", "tiny"];
+
 /// Writes every model file and its `.rs` constants.
 pub fn write_all(dir: &Path) -> Result<(), String> {
-    for (stem, graph) in [("mlp", mlp()), ("dcgan", dcgan()), ("tiny", tiny())] {
+    for (stem, graph) in STEMS.into_iter().zip([mlp(), dcgan(), tiny()]) {
         let f32_file =
             tinygen_export::tgm::write_f32(&graph).map_err(|e| format!("{stem}: {e}"))?;
-        emit(dir, &format!("{stem}-f32"), &graph, f32_file)?;
+        let name = format!("{stem}-f32");
+        emit(dir, &name, &name, &f32_file)?;
         let calib = calibration(graph.input.len());
         let q = tinygen_export::quant::quantize(
             &graph,
@@ -212,7 +247,41 @@ pub fn write_all(dir: &Path) -> Result<(), String> {
         )
         .map_err(|e| format!("{stem}: {e}"))?;
         let i8_file = tinygen_export::tgm::write_int8(&q).map_err(|e| format!("{stem}: {e}"))?;
-        emit(dir, &format!("{stem}-i8"), &graph, i8_file)?;
+        let name = format!("{stem}-i8");
+        emit(dir, &name, &name, &i8_file)?;
     }
     Ok(())
+}
+
+/// Checks that `name` can be a firmware model written by [`from_file`].
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(format!(
+            "model name {name:?}: use lowercase letters, digits, '-' and '_' (it names files and FW_MODEL)"
+        ));
+    }
+    if name.ends_with("-kernel") {
+        return Err(format!(
+            "model name {name:?}: names ending in -kernel select the kernel benchmark"
+        ));
+    }
+    if STEMS
+        .iter()
+        .any(|s| name == format!("{s}-f32") || name == format!("{s}-i8"))
+    {
+        return Err(format!("model name {name:?} is a built-in model"));
+    }
+    Ok(())
+}
+
+/// Writes an existing model file (e.g. one `tinygen export` wrote) as the firmware model `name`:
+/// a copy as `<name>.tgm` and its `<name>.rs`, as for the built-in models.
+pub fn from_file(dir: &Path, name: &str, path: &Path) -> Result<(), String> {
+    check_name(name)?;
+    let file = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    emit(dir, name, &path.display().to_string(), &file)
 }
