@@ -6,12 +6,15 @@
 # usage: tools/qemu/run-firmware.sh [CONFIG...]     (default: all; e.g. m4f-mlp-i8 m0-tiny-f32)
 #
 # Steps: install missing targets/tools (rustup; apt-get only if QEMU/binutils are absent),
-# build the QEMU instruction-count plugin, run the host generator (writes
+# build the QEMU instruction-count plugin; for m4f-trained-i8, train a small VAE on the built-in
+# 8x8 digits with the tinygen CLI and export it with --int8; run the host generator (writes
 # examples/firmware/models/: model files + expected checksums), then per configuration
 # `cargo build --release` with FW_MODEL and run tools/qemu/measure.sh under `timeout`.
 # Output: a summary table (Markdown), also written to $FW_OUT/summary.md.
-# Environment: CARGO_TARGET_DIR (shared by the host generator and the firmware),
-# FW_OUT (default examples/firmware/target/runs), QEMU_TIMEOUT (seconds per run, default 300).
+# Environment: CARGO_TARGET_DIR (shared by the host generator and the firmware; the tinygen CLI
+# goes to the workspace's target/ unless it is set), FW_OUT (default
+# examples/firmware/target/runs), QEMU_TIMEOUT (seconds per run, default 300), TINYGEN (a tinygen
+# binary to train and export with instead of building one).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/tools/qemu"
@@ -28,10 +31,12 @@ m4f-mlp-i8        thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-i8          
 m4f-dcgan-f32     thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-f32        f32,conv-transpose2d
 m4f-dcgan-i8      thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-i8         int8,conv-transpose2d
 m4f-dense-kernel  thumbv7em-none-eabihf  cortex-m4  mps2-an386  dense-i8-kernel  int8
+m4f-trained-i8    thumbv7em-none-eabihf  cortex-m4  mps2-an386  trained-i8       int8
 m0-tiny-f32       thumbv6m-none-eabi     cortex-m0  microbit    tiny-f32         f32
 m0-tiny-i8        thumbv6m-none-eabi     cortex-m0  microbit    tiny-i8          int8
 "
 WANT=" $* "
+selected() { [ "$WANT" = "  " ] || [[ "$WANT" == *" $1 "* ]]; }
 
 # --- tools -------------------------------------------------------------------------------
 T0=$(date +%s)
@@ -47,16 +52,35 @@ for t in thumbv7em-none-eabihf thumbv6m-none-eabi; do
 done
 "$HERE/build-plugin.sh" >/dev/null
 
+# --- a trained model: tinygen train, tinygen export --int8 ---------------------------------
+# The CLI is built as `cargo test --workspace` (CI's test step, which runs before this script)
+# builds it, in the same target dir: same profile and features, so tract-onnx is not compiled a
+# second time (a plain `cargo build` would resolve other features and rebuild it).
+GEN_ARGS=()
+if selected m4f-trained-i8; then
+  if [ -z "${TINYGEN:-}" ]; then
+    echo "== tinygen CLI: cargo test --workspace --no-run"
+    CLI_TDIR=${CARGO_TARGET_DIR:-$ROOT/target}
+    ( cd "$ROOT" && CARGO_TARGET_DIR="$CLI_TDIR" cargo test --quiet --workspace --no-run )
+    TINYGEN="$CLI_TDIR/debug/tinygen"
+  fi
+  echo "== trained model: tinygen train vae (built-in 8x8 digits, 1 epoch) + export --int8"
+  rm -rf "$OUT/trained-run" "$OUT/trained-export"
+  "$TINYGEN" train vae --epochs 1 --seed 1 --threads 1 --out "$OUT/trained-run" | sed 's/^/   /'
+  "$TINYGEN" export "$OUT/trained-run" --int8 --out "$OUT/trained-export" | sed 's/^/   /'
+  GEN_ARGS=(--from-file "trained-i8=$OUT/trained-export/decoder.int8.tgm")
+fi
+
 # --- models and expected checksums --------------------------------------------------------
 echo "== host generator"
 ( cd "$ROOT" && CARGO_TARGET_DIR="$TDIR" cargo run --quiet --release \
-    --manifest-path examples/firmware/host-gen/Cargo.toml -- "$FW/models" )
+    --manifest-path examples/firmware/host-gen/Cargo.toml -- "$FW/models" "${GEN_ARGS[@]}" )
 
 # --- firmware runs ------------------------------------------------------------------------
 ROWS=(); FAILED=()
 while read -r -u 3 NAME TARGET CPU MACH MODEL FEATURES; do
   [ -n "$NAME" ] || continue
-  if [ -n "$*" ] && [[ "$WANT" != *" $NAME "* ]]; then continue; fi
+  selected "$NAME" || continue
   echo "== $NAME: FW_MODEL=$MODEL cargo build --release --target $TARGET --no-default-features --features $FEATURES"
   if ! ( cd "$FW" && FW_MODEL=$MODEL CARGO_TARGET_DIR="$TDIR" cargo build --quiet --release \
            --target "$TARGET" --no-default-features --features "$FEATURES" ); then
