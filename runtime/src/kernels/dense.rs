@@ -132,9 +132,28 @@ const XW: usize = 512;
 #[cfg(not(target_pointer_width = "64"))]
 const XW: usize = 128;
 
-/// `Σ w·x` of i8 × i16 in wrapping i32: a plain reduction the loop vectoriser turns into
-/// pair-wise multiply-adds (`pmaddwd` on x86, `smlal` on NEON). Exact: each product is below
-/// 2^23 in magnitude and i32 addition modulo 2^32 is associative.
+/// `Σ w·x` of i8 × i16 in wrapping i32 for four rows sharing `x` (each input is loaded once
+/// per four rows), in plain Rust: four reductions in one loop. Exact: each product is below
+/// 2^23 in magnitude and i32 addition modulo 2^32 is associative, so any order gives the
+/// reference's value. On x86-64 the SIMD version in `x86.rs` is used instead; this one is
+/// what it is tested against.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+pub(super) fn dot4_i8_i16(w: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
+    let [w0, w1, w2, w3] = w;
+    let mut s = [0i32; 4];
+    let rows = w0.iter().zip(w1).zip(w2).zip(w3);
+    for ((((&p0, &p1), &p2), &p3), &q) in rows.zip(x) {
+        let q = i32::from(q);
+        s[0] = s[0].wrapping_add(i32::from(p0) * q);
+        s[1] = s[1].wrapping_add(i32::from(p1) * q);
+        s[2] = s[2].wrapping_add(i32::from(p2) * q);
+        s[3] = s[3].wrapping_add(i32::from(p3) * q);
+    }
+    s
+}
+
+/// `Σ w·x` of one row (the rows left over by [`dot4_i8_i16`]).
 #[inline(always)]
 fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
     w.iter().zip(x).fold(0i32, |s, (&p, &q)| {
@@ -167,7 +186,30 @@ pub(crate) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut 
             *d = i16::try_from(i32::from(v) - rq.in_zero_point).unwrap_or(0);
         }
         let xw = &*xw;
-        for (o, ((yo, bo), wr)) in y.iter_mut().zip(b).zip(w.chunks_exact(n)).enumerate() {
+        let Some(n4) = n.checked_mul(4) else { return };
+        let mut o = 0;
+        for ((yq, bq), wq) in y
+            .chunks_exact_mut(4)
+            .zip(b.chunks_exact(4))
+            .zip(w.chunks_exact(n4))
+        {
+            let (w0, r) = wq.split_at(n);
+            let (w1, r) = r.split_at(n);
+            let (w2, w3) = r.split_at(n);
+            #[cfg(target_arch = "x86_64")]
+            let d = super::x86::dot4_i8_i16([w0, w1, w2, w3], xw);
+            #[cfg(not(target_arch = "x86_64"))]
+            let d = dot4_i8_i16([w0, w1, w2, w3], xw);
+            for ((yo, bo), dd) in yq.iter_mut().zip(bq).zip(d) {
+                let Some(v) = super::reference::finish_i8(bo.wrapping_add(dd), o, rq) else {
+                    return;
+                };
+                *yo = v;
+                o += 1;
+            }
+        }
+        let rest = y.iter_mut().zip(b).zip(w.chunks_exact(n)).skip(o);
+        for (o, ((yo, bo), wr)) in rest.enumerate().map(|(i, e)| (o + i, e)) {
             let acc = bo.wrapping_add(dot_i8_i16(wr, xw));
             let Some(v) = super::reference::finish_i8(acc, o, rq) else {
                 return;

@@ -22,6 +22,9 @@ mod dense;
 mod dsp;
 pub mod dsp_model;
 pub mod reference;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86;
 
 use conv::Mac;
 
