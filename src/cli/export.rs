@@ -224,7 +224,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             format!("{name}.int8.tgm"),
             tgm::model_rs(&file.model()?, &format!("{name}.int8.tgm")),
         ));
-        let quality = quality(&f32_file, &file, &calibration.inputs, graph.output_range())?;
+        let flat: Vec<f32> = calibration.inputs.iter().flatten().copied().collect();
+        let quality = quality(&f32_file, &file, &flat, graph.output_range())?;
         int8 = Some((q, quality));
     }
 
@@ -319,23 +320,29 @@ fn calibration_inputs(
 
 /// int8-vs-f32 output quality, both through the runtime.
 #[derive(Debug, Clone, Copy)]
-struct Quality {
-    psnr_db: f64,
-    max_error: f64,
-    max_error_steps: f64,
-    rmse: f64,
-    peak: f64,
+pub(crate) struct Quality {
+    /// PSNR of the int8 outputs against the f32 ones, peak = the output range's width.
+    pub psnr_db: f64,
+    /// Largest absolute difference.
+    pub max_error: f64,
+    /// The same in int8 output steps.
+    pub max_error_steps: f64,
+    /// Root mean square difference.
+    pub rmse: f64,
+    /// The peak used for the PSNR.
+    pub peak: f64,
 }
 
-fn quality(
+/// Runs the f32 and the int8 model file through the runtime on `inputs` (flat, one input after
+/// another) and compares the outputs.
+pub(crate) fn quality(
     f32_file: &ModelFile,
     int8_file: &ModelFile,
-    inputs: &[Vec<f32>],
+    inputs: &[f32],
     range: OutputRange,
 ) -> Result<Quality> {
-    let flat: Vec<f32> = inputs.iter().flatten().copied().collect();
-    let a = files::run_runtime(f32_file, &flat)?;
-    let b = files::run_runtime(int8_file, &flat)?;
+    let a = files::run_runtime(f32_file, inputs)?;
+    let b = files::run_runtime(int8_file, inputs)?;
     let (max_error, _) = files::max_diff(&b, &a);
     let mse = a
         .iter()

@@ -22,8 +22,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use ndarray::Array2;
 use prost::Message;
+use tinygen_export::graph::OutputRange;
 use tinygen_export::onnx::proto::ModelProto;
-use tinygen_runtime::model::{Kind, Precision};
+use tinygen_runtime::model::{Kind, OutputRange as RuntimeRange, Precision};
 use tinygen_runtime::rng::Rng;
 use tinygen_trainer::train::TrainConfig;
 
@@ -152,6 +153,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
 
+    // Quality of each int8 model against its f32 twin on the same fresh inputs (reported, not
+    // judged: how much int8 may lose is the user's call).
+    let mut quality_lines = Vec::new();
+    for stem in stems.iter().filter(|s| !s.ends_with(".int8")) {
+        let int8_path = dir.join(format!("{stem}.int8.tgm"));
+        if !int8_path.is_file() {
+            continue;
+        }
+        let f32_file = ModelFile::open(&dir.join(format!("{stem}.tgm")))?;
+        let int8_file = ModelFile::open(&int8_path)?;
+        let model = f32_file.model()?;
+        let range = match model.output_range() {
+            RuntimeRange::ZeroOne => OutputRange::ZeroOne,
+            RuntimeRange::MinusOneOne => OutputRange::MinusOneOne,
+            RuntimeRange::Unbounded => OutputRange::Unbounded,
+        };
+        let inputs = random_inputs(args.seed, args.n, model.latent_len());
+        let q = super::export::quality(&f32_file, &int8_file, &inputs, range)?;
+        quality_lines.push(format!(
+            "int8 vs f32 ({stem}.int8.tgm vs {stem}.tgm, runtime, these {} inputs): PSNR {:.2} dB \
+             (peak {}), RMS error {:.3e}, max |error| {:.3e} ({:.2} output steps)",
+            args.n, q.psnr_db, q.peak, q.rmse, q.max_error, q.max_error_steps
+        ));
+    }
+
     println!("{} inputs per link, seed {}", args.n, args.seed);
     println!(
         "{:<28} {:<40} {:>12} {:>24} {:>18}  result",
@@ -171,6 +197,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "{:<28} {:<40} {:>12.3e} {:>24} {:>18}  {result}",
             r.link, r.files, r.max_diff, r.figure, r.tolerance
         );
+    }
+    for line in &quality_lines {
+        println!("{line}");
     }
     if failed > 0 {
         eprintln!(
