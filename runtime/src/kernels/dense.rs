@@ -179,13 +179,13 @@ pub(crate) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut 
     // x - zp in [-128 - zp, 127 - zp] fits i16 for these zero points.
     let zp_fits = (-32640..=32640).contains(&rq.in_zero_point);
     if n <= XW && zp_fits {
+        // Zeros after the first n (the x86-64 rows read on into them).
         let mut buf = [0i16; XW];
-        let xw = buf.get_mut(..n).unwrap_or_default();
-        for (d, &v) in xw.iter_mut().zip(x) {
+        for (d, &v) in buf.iter_mut().zip(x) {
             // In i16 range by `zp_fits`; the fallback never happens.
             *d = i16::try_from(i32::from(v) - rq.in_zero_point).unwrap_or(0);
         }
-        let xw = &*xw;
+        let xw = buf.get(..n).unwrap_or_default();
         let Some(n4) = n.checked_mul(4) else { return };
         let mut o = 0;
         for ((yq, bq), wq) in y
@@ -197,7 +197,7 @@ pub(crate) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut 
             let (w1, r) = r.split_at(n);
             let (w2, w3) = r.split_at(n);
             #[cfg(target_arch = "x86_64")]
-            let d = super::x86::dot4_i8_i16([w0, w1, w2, w3], xw);
+            let d = super::x86::dot4_i8_i16_padded(w, o, [w0, w1, w2, w3], &buf, n);
             #[cfg(not(target_arch = "x86_64"))]
             let d = dot4_i8_i16([w0, w1, w2, w3], xw);
             for ((yo, bo), dd) in yq.iter_mut().zip(bq).zip(d) {
