@@ -137,7 +137,10 @@ const XW: usize = 128;
 /// 2^23 in magnitude and i32 addition modulo 2^32 is associative, so any order gives the
 /// reference's value. On x86-64 the SIMD version in `x86.rs` is used instead; this one is
 /// what it is tested against.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg_attr(
+    any(target_arch = "x86_64", not(target_pointer_width = "64")),
+    allow(dead_code)
+)]
 #[inline(always)]
 pub(super) fn dot4_i8_i16(w: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
     let [w0, w1, w2, w3] = w;
@@ -159,6 +162,39 @@ fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
     w.iter().zip(x).fold(0i32, |s, (&p, &q)| {
         s.wrapping_add(i32::from(p) * i32::from(q))
     })
+}
+
+/// The whole groups of four rows of [`dense_i8`]'s buffered path (`xbuf[..n]` holds `x - zp`,
+/// zeros after): the number of rows written, `None` if a multiplier or shift is missing.
+#[cfg(target_pointer_width = "64")]
+fn rows4(
+    w: &[i8],
+    b: &[i32],
+    xbuf: &[i16],
+    n: usize,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) -> Option<usize> {
+    let n4 = n.checked_mul(4)?;
+    let mut o = 0;
+    for ((yq, bq), wq) in y
+        .chunks_exact_mut(4)
+        .zip(b.chunks_exact(4))
+        .zip(w.chunks_exact(n4))
+    {
+        let (w0, r) = wq.split_at(n);
+        let (w1, r) = r.split_at(n);
+        let (w2, w3) = r.split_at(n);
+        #[cfg(target_arch = "x86_64")]
+        let d = super::x86::dot4_i8_i16_padded(w, o, [w0, w1, w2, w3], xbuf, n);
+        #[cfg(not(target_arch = "x86_64"))]
+        let d = dot4_i8_i16([w0, w1, w2, w3], xbuf.get(..n).unwrap_or_default());
+        for ((yo, bo), dd) in yq.iter_mut().zip(bq).zip(d) {
+            *yo = super::reference::finish_i8(bo.wrapping_add(dd), o, rq)?;
+            o += 1;
+        }
+    }
+    Some(o)
 }
 
 /// int8 Dense. When the input fits [`XW`] and `x - zp` fits i16 (every real zero point), the
@@ -186,28 +222,14 @@ pub(crate) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut 
             *d = i16::try_from(i32::from(v) - rq.in_zero_point).unwrap_or(0);
         }
         let xw = buf.get(..n).unwrap_or_default();
-        let Some(n4) = n.checked_mul(4) else { return };
-        let mut o = 0;
-        for ((yq, bq), wq) in y
-            .chunks_exact_mut(4)
-            .zip(b.chunks_exact(4))
-            .zip(w.chunks_exact(n4))
-        {
-            let (w0, r) = wq.split_at(n);
-            let (w1, r) = r.split_at(n);
-            let (w2, w3) = r.split_at(n);
-            #[cfg(target_arch = "x86_64")]
-            let d = super::x86::dot4_i8_i16_padded(w, o, [w0, w1, w2, w3], &buf, n);
-            #[cfg(not(target_arch = "x86_64"))]
-            let d = dot4_i8_i16([w0, w1, w2, w3], xw);
-            for ((yo, bo), dd) in yq.iter_mut().zip(bq).zip(d) {
-                let Some(v) = super::reference::finish_i8(bo.wrapping_add(dd), o, rq) else {
-                    return;
-                };
-                *yo = v;
-                o += 1;
-            }
-        }
+        // 64-bit hosts: four rows per input load. 32-bit microcontrollers: one row at a time
+        // (400 bytes less code; the Cortex-M4 has its own kernel in `dsp.rs`).
+        #[cfg(target_pointer_width = "64")]
+        let Some(o) = rows4(w, b, &buf, n, rq, y) else {
+            return;
+        };
+        #[cfg(not(target_pointer_width = "64"))]
+        let o = 0;
         let rest = y.iter_mut().zip(b).zip(w.chunks_exact(n)).skip(o);
         for (o, ((yo, bo), wr)) in rest.enumerate().map(|(i, e)| (o + i, e)) {
             let acc = bo.wrapping_add(dot_i8_i16(wr, xw));
