@@ -1,7 +1,8 @@
 //! Cortex-M4/M7 DSP-extension int8 Dense (`thumbv7em` only): the four-row block of
 //! `dsp_model` as one inline-assembly loop (`SXTB16` + `SMLAD`, stable `asm!`).
 //!
-//! The only unsafe code of the crate. The arithmetic is exactly that of
+//! One of the crate's three modules with `unsafe` code (with `model::cast` and `kernels::x86`).
+//! The arithmetic is exactly that of
 //! `dsp_model::rows4_model`, which the host tests compare with the reference; the firmware
 //! tests compare this kernel with the reference on the emulated Cortex-M4.
 

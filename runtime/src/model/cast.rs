@@ -1,5 +1,6 @@
-//! The runtime's only `unsafe` code: viewing validated bytes as `f32`, `i32` and `i8` slices in
-//! place (weights stay in flash, the arena stays the caller's).
+//! Viewing validated bytes as `f32`, `i32` and `i8` slices in place (weights stay in flash, the
+//! arena stays the caller's). One of the runtime's three modules with `unsafe` code, with
+//! `kernels::dsp` (Cortex-M4 inline assembly) and `kernels::x86` (SIMD loads).
 //!
 //! Each view checks alignment and length itself, so these functions are sound for any input; the
 //! targets must be little-endian because the file stores little-endian numbers.
