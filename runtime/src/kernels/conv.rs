@@ -235,6 +235,28 @@ const KC: usize = 32;
 #[repr(align(64))]
 struct Pack([[f32; MR]; KC]);
 
+impl Pack {
+    /// Copies `kc` rows of `mr` weights, the rows `stride` apart from `w[start..]`, as f32;
+    /// columns past `mr` are 0. Returns the `kc` packed rows.
+    fn load<T: Copy + Into<f32>>(
+        &mut self,
+        w: &[T],
+        start: usize,
+        stride: usize,
+        kc: usize,
+        mr: usize,
+    ) -> &[[f32; MR]] {
+        let src = w.get(start..).unwrap_or_default();
+        for (dst, row) in self.0.iter_mut().take(kc).zip(src.chunks(stride.max(1))) {
+            *dst = [0.0; MR];
+            for (d, &v) in dst.iter_mut().zip(row.iter().take(mr)) {
+                *d = v.into();
+            }
+        }
+        self.0.get(..kc).unwrap_or_default()
+    }
+}
+
 /// f32 ConvTranspose2d for speed, as a GEMM followed by a scatter ("col2im").
 ///
 /// With the weights in their `[in_ch, out_ch·taps]` layout (row `ic` is contiguous over
@@ -290,15 +312,7 @@ pub(crate) fn conv_transpose2d_f32_cols(
         let mut ic0 = 0;
         while ic0 < g.in_ch {
             let kc = KC.min(g.in_ch - ic0);
-            // Rows ic0..ic0 + kc, columns m0..m0 + mr of W; columns past mr stay 0.
-            let src = w.get(ic0 * m_total + m0..).unwrap_or_default();
-            for (dst, row) in pack.0.iter_mut().take(kc).zip(src.chunks(m_total)) {
-                *dst = [0.0; MR];
-                for (d, &v) in dst.iter_mut().zip(row.iter().take(mr)) {
-                    *d = v;
-                }
-            }
-            let wp = pack.0.get(..kc).unwrap_or_default();
+            let wp = pack.load(w, ic0 * m_total + m0, m_total, kc, mr);
             let x_blk = x.get(ic0 * sz.in_plane..).unwrap_or_default();
             let mut p0 = 0;
             while p0 < sz.in_plane {
@@ -389,14 +403,7 @@ where
             let mut ic0 = 0;
             while ic0 < g.in_ch {
                 let kc = KC.min(g.in_ch - ic0);
-                let src = w.get(ic0 * m_total + m0..).unwrap_or_default();
-                for (dst, row) in pack.0.iter_mut().take(kc).zip(src.chunks(m_total)) {
-                    *dst = [0.0; MR];
-                    for (d, &v) in dst.iter_mut().zip(row.iter().take(mr)) {
-                        *d = f32::from(v);
-                    }
-                }
-                let wp = pack.0.get(..kc).unwrap_or_default();
+                let wp = pack.load(w, ic0 * m_total + m0, m_total, kc, mr);
                 let x_blk = x.get(ic0 * sz.in_plane..).unwrap_or_default();
                 let mut p0 = 0;
                 while p0 < sz.in_plane {
