@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use tinygen_export::graph::{Graph, Layer, OutputRange, Part, Shape};
+use tinygen_export::graph::{Graph, Layer, Part, Shape};
 use tinygen_export::onnx;
 use tinygen_export::quant::{self, QLayer, QLinear, QParams, QuantGraph, QuantOptions};
 use tinygen_export::tgm;
+use tinygen_runtime::model::OutputRange;
 use tinygen_runtime::rng::Rng;
 use tinygen_trainer::models::ModelKind;
 use tinygen_trainer::train::TrainConfig;
@@ -225,7 +226,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             tgm::model_rs(&file.model()?, &format!("{name}.int8.tgm")),
         ));
         let flat: Vec<f32> = calibration.inputs.iter().flatten().copied().collect();
-        let quality = quality(&f32_file, &file, &flat, graph.output_range())?;
+        let quality = quality(&f32_file, &file, &flat)?;
         int8 = Some((q, quality));
     }
 
@@ -334,13 +335,14 @@ pub(crate) struct Quality {
 }
 
 /// Runs the f32 and the int8 model file through the runtime on `inputs` (flat, one input after
-/// another) and compares the outputs.
+/// another) and compares the outputs; the PSNR's peak is the width of the output range the
+/// f32 file records.
 pub(crate) fn quality(
     f32_file: &ModelFile,
     int8_file: &ModelFile,
     inputs: &[f32],
-    range: OutputRange,
 ) -> Result<Quality> {
+    let range = f32_file.model()?.output_range();
     let a = files::run_runtime(f32_file, inputs)?;
     let b = files::run_runtime(int8_file, inputs)?;
     let (max_error, _) = files::max_diff(&b, &a);

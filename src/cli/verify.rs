@@ -22,9 +22,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use ndarray::Array2;
 use prost::Message;
-use tinygen_export::graph::OutputRange;
 use tinygen_export::onnx::proto::ModelProto;
-use tinygen_runtime::model::{Kind, OutputRange as RuntimeRange, Precision};
+use tinygen_runtime::model::{Kind, Precision};
 use tinygen_runtime::rng::Rng;
 use tinygen_trainer::train::TrainConfig;
 
@@ -163,14 +162,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         let f32_file = ModelFile::open(&dir.join(format!("{stem}.tgm")))?;
         let int8_file = ModelFile::open(&int8_path)?;
-        let model = f32_file.model()?;
-        let range = match model.output_range() {
-            RuntimeRange::ZeroOne => OutputRange::ZeroOne,
-            RuntimeRange::MinusOneOne => OutputRange::MinusOneOne,
-            RuntimeRange::Unbounded => OutputRange::Unbounded,
-        };
-        let inputs = random_inputs(args.seed, args.n, model.latent_len());
-        let q = super::export::quality(&f32_file, &int8_file, &inputs, range)?;
+        let inputs = random_inputs(args.seed, args.n, f32_file.model()?.latent_len());
+        let q = super::export::quality(&f32_file, &int8_file, &inputs)?;
         quality_lines.push(format!(
             "int8 vs f32 ({stem}.int8.tgm vs {stem}.tgm, runtime, these {} inputs): PSNR {:.2} dB \
              (peak {}), RMS error {:.3e}, max |error| {:.3e} ({:.2} output steps)",

@@ -309,26 +309,67 @@ pub(crate) fn conv_transpose2d_f32_cols(
             }
         }
         let all_rows = mr == MR && m0 + MR <= n_oc * taps;
+        let block = Block {
+            g,
+            in_plane: sz.in_plane,
+            m0,
+            m_total,
+            mr,
+            tab: &tab,
+            all_rows,
+        };
+        block.run(&mut pack, w, x, y, |wp, x_rows, nr| {
+            if nr == NR {
+                tile_full(wp, x_rows)
+            } else {
+                tile_edge(wp, x_rows, nr)
+            }
+        });
+        m0 += mr;
+    }
+}
+
+/// `mr` rows (from `m0`) of the transposed convolution's GEMM over every input channel and
+/// pixel: [`KC`] input channels of W are packed at a time, tiles of [`NR`] pixels computed, and
+/// each tile added to the outputs `tab` names (see [`scatter`]).
+struct Block<'a> {
+    g: &'a ConvGeom,
+    in_plane: usize,
+    m0: usize,
+    m_total: usize,
+    mr: usize,
+    tab: &'a [(usize, usize, usize); MR],
+    all_rows: bool,
+}
+
+impl Block<'_> {
+    /// Runs the block with `tile` computing one tile from the packed weights, the input rows
+    /// (starting at the tile's first pixel) and the tile's pixel count.
+    #[inline(always)]
+    fn run<T: Copy + Into<f32>, X>(
+        &self,
+        pack: &mut Pack,
+        w: &[T],
+        x: &[X],
+        y: &mut [f32],
+        tile: impl Fn(&[[f32; MR]], core::slice::Chunks<'_, X>, usize) -> [[f32; MR]; NR],
+    ) {
+        let g = self.g;
         let mut ic0 = 0;
         while ic0 < g.in_ch {
             let kc = KC.min(g.in_ch - ic0);
-            let wp = pack.load(w, ic0 * m_total + m0, m_total, kc, mr);
-            let x_blk = x.get(ic0 * sz.in_plane..).unwrap_or_default();
+            let wp = pack.load(w, ic0 * self.m_total + self.m0, self.m_total, kc, self.mr);
+            let x_blk = x.get(ic0 * self.in_plane..).unwrap_or_default();
             let mut p0 = 0;
-            while p0 < sz.in_plane {
-                let nr = NR.min(sz.in_plane - p0);
-                let x_rows = x_blk.get(p0..).unwrap_or_default().chunks(sz.in_plane);
-                let acc = if nr == NR {
-                    tile_full(wp, x_rows)
-                } else {
-                    tile_edge(wp, x_rows, nr)
-                };
-                scatter(g, &tab, &acc, p0, nr, all_rows, y);
+            while p0 < self.in_plane {
+                let nr = NR.min(self.in_plane - p0);
+                let x_rows = x_blk.get(p0..).unwrap_or_default().chunks(self.in_plane);
+                let acc = tile(wp, x_rows, nr);
+                scatter(g, self.tab, &acc, p0, nr, self.all_rows, y);
                 p0 += nr;
             }
             ic0 += kc;
         }
-        m0 += mr;
     }
 }
 
@@ -400,21 +441,19 @@ where
                 let (ky, kx) = (t / g.k_w, t % g.k_w);
                 *e = (ky * g.out_w + kx, ky, kx);
             }
-            let mut ic0 = 0;
-            while ic0 < g.in_ch {
-                let kc = KC.min(g.in_ch - ic0);
-                let wp = pack.load(w, ic0 * m_total + m0, m_total, kc, mr);
-                let x_blk = x.get(ic0 * sz.in_plane..).unwrap_or_default();
-                let mut p0 = 0;
-                while p0 < sz.in_plane {
-                    let nr = NR.min(sz.in_plane - p0);
-                    let x_rows = x_blk.get(p0..).unwrap_or_default().chunks(sz.in_plane);
-                    let acc = tile_i8(wp, x_rows, nr, zp);
-                    scatter(g, &tab, &acc, p0, nr, mr == MR, acc_plane);
-                    p0 += nr;
-                }
-                ic0 += kc;
-            }
+            let all_rows = mr == MR;
+            let block = Block {
+                g,
+                in_plane: sz.in_plane,
+                m0,
+                m_total,
+                mr,
+                tab: &tab,
+                all_rows,
+            };
+            block.run(&mut pack, w, x, acc_plane, |wp, x_rows, nr| {
+                tile_i8(wp, x_rows, nr, zp)
+            });
             t0 += mr;
         }
         for (yv, &a) in yc.iter_mut().zip(acc_plane.iter()) {

@@ -176,6 +176,9 @@ fn rows4(
     y: &mut [i8],
 ) -> Option<usize> {
     let n4 = n.checked_mul(4)?;
+    let x = xbuf.get(..n)?;
+    #[cfg(target_arch = "x86_64")]
+    let xpad = super::x86::padded_inputs(xbuf, n);
     let mut o = 0;
     for ((yq, bq), wq) in y
         .chunks_exact_mut(4)
@@ -186,9 +189,9 @@ fn rows4(
         let (w1, r) = r.split_at(n);
         let (w2, w3) = r.split_at(n);
         #[cfg(target_arch = "x86_64")]
-        let d = super::x86::dot4_i8_i16_padded(w, o, [w0, w1, w2, w3], xbuf, n);
+        let d = super::x86::dot4_i8_i16_padded(w, o, [w0, w1, w2, w3], x, xpad);
         #[cfg(not(target_arch = "x86_64"))]
-        let d = dot4_i8_i16([w0, w1, w2, w3], xbuf.get(..n).unwrap_or_default());
+        let d = dot4_i8_i16([w0, w1, w2, w3], x);
         for ((yo, bo), dd) in yq.iter_mut().zip(bq).zip(d) {
             *yo = super::reference::finish_i8(bo.wrapping_add(dd), o, rq)?;
             o += 1;

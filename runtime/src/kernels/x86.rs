@@ -43,35 +43,39 @@ pub(super) fn dot4_i8_i16(w: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
     s
 }
 
-/// As [`dot4_i8_i16`] for rows `o..o + 4` of the `[rows, n]` matrix `w` (`rows` are those
-/// four rows), with the inputs `xbuf[..n]` followed by zeros: each row is read on to the next
-/// multiple of [`STEP`] (into the following row, whose weights meet zero inputs and add
-/// nothing), so no input is left for a scalar tail. The last rows of `w`, which have nothing
-/// after them, take the exact-length path.
+/// `xbuf[..n]` extended to the next multiple of [`STEP`] when what follows is zeros (the inputs
+/// [`dot4_i8_i16_padded`] reads rows against); `None` otherwise.
+pub(super) fn padded_inputs(xbuf: &[i16], n: usize) -> Option<&[i16]> {
+    let padded = xbuf.get(..n.next_multiple_of(STEP))?;
+    padded.get(n..)?.iter().all(|&v| v == 0).then_some(padded)
+}
+
+/// As [`dot4_i8_i16`] for rows `o..o + 4` of the `[rows, n]` matrix `w` (`rows` are those four
+/// rows, `x` their `n` inputs). With `xpad` (from [`padded_inputs`]: the inputs followed by
+/// zeros), each row is read on to the next multiple of [`STEP`] (into the following row, whose
+/// weights meet zero inputs and add nothing), so no input is left for a scalar tail; the last
+/// rows of `w`, which have nothing after them, take the exact-length path.
 #[inline]
 pub(super) fn dot4_i8_i16_padded(
     w: &[i8],
     o: usize,
     rows: [&[i8]; 4],
-    xbuf: &[i16],
-    n: usize,
+    x: &[i16],
+    xpad: Option<&[i16]>,
 ) -> [i32; 4] {
-    let padded = n.next_multiple_of(STEP);
-    let zeros_after = xbuf
-        .get(n..padded)
-        .is_some_and(|z| z.iter().all(|&v| v == 0));
-    let row = |r: usize| {
-        let start = r.checked_mul(n)?;
-        w.get(start..start.checked_add(padded)?)
-    };
-    if let (true, Some(xp), [Some(w0), Some(w1), Some(w2), Some(w3)]) = (
-        zeros_after,
-        xbuf.get(..padded),
-        [row(o), row(o + 1), row(o + 2), row(o + 3)],
-    ) {
-        return dot4_i8_i16([w0, w1, w2, w3], xp);
+    let n = x.len();
+    if let Some(xp) = xpad {
+        let row = |r: usize| {
+            let start = r.checked_mul(n)?;
+            w.get(start..start.checked_add(xp.len())?)
+        };
+        if let [Some(w0), Some(w1), Some(w2), Some(w3)] =
+            [row(o), row(o + 1), row(o + 2), row(o + 3)]
+        {
+            return dot4_i8_i16([w0, w1, w2, w3], xp);
+        }
     }
-    dot4_i8_i16(rows, xbuf.get(..n).unwrap_or_default())
+    dot4_i8_i16(rows, x)
 }
 
 /// Blocks of four rows' weights with the matching inputs.
