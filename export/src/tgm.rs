@@ -87,6 +87,19 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// A Dense weight `[outputs, inputs]` in the file's panel order ([`format::DENSE_PANEL`]).
+pub fn dense_panels(weight: &[f32], inputs: usize, outputs: usize) -> Vec<f32> {
+    let mut packed = vec![0.0; weight.len()];
+    for (o, row) in weight.chunks_exact(inputs.max(1)).take(outputs).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            if let Some(p) = format::dense_panel_index(outputs, inputs, o, i) {
+                packed[p] = v;
+            }
+        }
+    }
+    packed
+}
+
 fn i32_bytes(v: &[i32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -259,8 +272,16 @@ pub fn write_f32(graph: &Graph) -> Result<Vec<u8>, TgmError> {
     for (layer, out) in graph.layers.iter().zip(&shapes[1..]) {
         let out = *out;
         records.push(match layer {
-            Layer::Dense { weight, bias, .. } => Record {
-                tensors: vec![f32_bytes(weight), f32_bytes(bias)],
+            Layer::Dense {
+                weight,
+                bias,
+                inputs,
+                outputs,
+            } => Record {
+                tensors: vec![
+                    f32_bytes(&dense_panels(weight, *inputs, *outputs)),
+                    f32_bytes(bias),
+                ],
                 ..Record::plain(format::OP_DENSE, out)
             },
             Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {

@@ -54,7 +54,7 @@
 //!
 //! | op | f32 file | int8 file |
 //! |---|---|---|
-//! | Dense | weight `f32 [out, in]`, bias `f32 [out]` | weight `i8 [out, in]`, bias `i32 [out]`, multiplier `i32 [out]`, shift `u8 [out]` |
+//! | Dense | weight `f32` in output panels (see [`DENSE_PANEL`]), bias `f32 [out]` | weight `i8 [out, in]`, bias `i32 [out]`, multiplier `i32 [out]`, shift `u8 [out]` |
 //! | Conv2d | weight `f32 [out_ch, in_ch, k_h, k_w]`, bias `f32 [out_ch]` | as Dense, weight `i8 [out_ch, in_ch, k_h, k_w]` |
 //! | ConvTranspose2d | weight `f32 [in_ch, out_ch, k_h, k_w]`, bias | as Dense, weight `i8 [in_ch, out_ch, k_h, k_w]` |
 //! | Relu, LeakyRelu, Tanh, Sigmoid | none | not allowed |
@@ -74,7 +74,31 @@
 /// File magic, bytes 0..4.
 pub const MAGIC: [u8; 4] = *b"TGM\x1a";
 /// The format version this runtime reads and the exporter writes.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+
+/// Outputs per panel of an f32 Dense weight.
+///
+/// An f32 Dense weight `W[out][in]` is stored panel by panel: panel `p` holds outputs
+/// `DENSE_PANEL * p ..` (`r` of them: [`DENSE_PANEL`], or fewer in the last panel), as `in` groups
+/// of `r` consecutive values, `W[DENSE_PANEL * p + j][i]` at `panel start + i * r + j`. The kernel
+/// then reads the weights once, front to back, and accumulates each output in input order (the
+/// reference order), keeping one panel of outputs in registers. See [`dense_panel_index`].
+pub const DENSE_PANEL: usize = 32;
+
+/// Position of `W[o][i]` in an f32 Dense weight of `inputs` inputs stored in panels
+/// ([`DENSE_PANEL`]); `None` if `o >= outputs`, `i >= inputs` or the size overflows.
+pub fn dense_panel_index(outputs: usize, inputs: usize, o: usize, i: usize) -> Option<usize> {
+    if o >= outputs || i >= inputs {
+        return None;
+    }
+    let panel = o / DENSE_PANEL;
+    let start = panel.checked_mul(DENSE_PANEL)?;
+    let width = (outputs - start).min(DENSE_PANEL);
+    start
+        .checked_mul(inputs)?
+        .checked_add(i.checked_mul(width)?)?
+        .checked_add(o - start)
+}
 
 /// Alignment of the tensor data, of each tensor, and of the file's length, in bytes.
 /// The buffer holding the file must start at an address that is a multiple of this.

@@ -220,16 +220,16 @@ const MR: usize = 16;
 /// order of every output's additions does not depend on it (the scatter visits pixels in
 /// increasing order either way), so results are the same bits on every target.
 #[cfg(target_feature = "avx")]
-const NR: usize = 4;
+pub(crate) const NR: usize = 4;
 /// See above.
 #[cfg(not(target_feature = "avx"))]
-const NR: usize = 2;
+pub(crate) const NR: usize = 2;
 /// Input channels per packed weight block (`KC·MR` f32 = 2 KiB on the stack).
 ///
 /// The same on every target: the partial sums of each block are added to the output in turn,
 /// so `KC` fixes the order of the f32 additions, and the same model file must give the same
 /// output bits on the host and on a microcontroller.
-const KC: usize = 32;
+const KC: usize = 64;
 
 /// The packed weight block, aligned so each row of [`MR`] floats is whole vectors.
 #[repr(align(64))]
@@ -238,6 +238,7 @@ struct Pack([[f32; MR]; KC]);
 impl Pack {
     /// Copies `kc` rows of `mr` weights, the rows `stride` apart from `w[start..]`, as f32;
     /// columns past `mr` are 0. Returns the `kc` packed rows.
+    #[inline(always)]
     fn load<T: Copy + Into<f32>>(
         &mut self,
         w: &[T],
@@ -247,10 +248,19 @@ impl Pack {
         mr: usize,
     ) -> &[[f32; MR]] {
         let src = w.get(start..).unwrap_or_default();
-        for (dst, row) in self.0.iter_mut().take(kc).zip(src.chunks(stride.max(1))) {
-            *dst = [0.0; MR];
-            for (d, &v) in dst.iter_mut().zip(row.iter().take(mr)) {
-                *d = v.into();
+        let rows = self.0.iter_mut().take(kc).zip(src.chunks(stride.max(1)));
+        if mr == MR {
+            for (dst, row) in rows {
+                *dst = row
+                    .first_chunk::<MR>()
+                    .map_or([0.0; MR], |f| f.map(Into::into));
+            }
+        } else {
+            for (dst, row) in rows {
+                *dst = [0.0; MR];
+                for (d, &v) in dst.iter_mut().zip(row.iter().take(mr)) {
+                    *d = v.into();
+                }
             }
         }
         self.0.get(..kc).unwrap_or_default()
@@ -270,6 +280,18 @@ impl Pack {
 /// output, set to the bias first, is the only accumulator. Stack: the packed block
 /// (`KC·MR` f32), one tile and a table of [`MR`] output offsets.
 pub(crate) fn conv_transpose2d_f32_cols(
+    g: &ConvGeom,
+    w: &[f32],
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+) {
+    conv_transpose2d_f32_tiles::<NR>(g, w, b, x, y);
+}
+
+/// [`conv_transpose2d_f32_cols`] with tiles of `N` pixels (any `N` gives the same bits).
+#[inline(always)]
+pub(crate) fn conv_transpose2d_f32_tiles<const N: usize>(
     g: &ConvGeom,
     w: &[f32],
     b: &[f32],
@@ -318,14 +340,57 @@ pub(crate) fn conv_transpose2d_f32_cols(
             tab: &tab,
             all_rows,
         };
-        block.run(&mut pack, w, x, y, |wp, x_rows, nr| {
-            if nr == NR {
-                tile_full(wp, x_rows)
-            } else {
-                tile_edge(wp, x_rows, nr)
-            }
-        });
+        block.run(&mut pack, w, x, y, &F32Tile::<N>);
         m0 += mr;
+    }
+}
+
+/// Computes one tile of the transposed convolution's GEMM: `acc[j][i] = Σ_k wp[k][i] · x_k[j]`
+/// for the `nr <= N` pixels of the tile (the rest of `acc` stays 0), `x_rows` starting at the
+/// tile's first pixel of each input channel. A trait rather than a closure so that the tile is
+/// inlined into an instance compiled for wider vectors.
+trait Tile<X, const N: usize> {
+    fn tile(
+        &self,
+        wp: &[[f32; MR]],
+        x_rows: core::slice::Chunks<'_, X>,
+        nr: usize,
+    ) -> [[f32; MR]; N];
+}
+
+/// Tiles of f32 inputs.
+struct F32Tile<const N: usize>;
+
+impl<const N: usize> Tile<f32, N> for F32Tile<N> {
+    #[inline(always)]
+    fn tile(
+        &self,
+        wp: &[[f32; MR]],
+        x_rows: core::slice::Chunks<'_, f32>,
+        nr: usize,
+    ) -> [[f32; MR]; N] {
+        if nr == N {
+            tile_full::<N>(wp, x_rows)
+        } else {
+            tile_edge::<N>(wp, x_rows, nr)
+        }
+    }
+}
+
+/// Tiles of int8 inputs with zero point `.0` (see [`tile_i8`]).
+#[cfg(target_pointer_width = "64")]
+struct I8Tile<const N: usize>(i32);
+
+#[cfg(target_pointer_width = "64")]
+impl<const N: usize> Tile<i8, N> for I8Tile<N> {
+    #[inline(always)]
+    fn tile(
+        &self,
+        wp: &[[f32; MR]],
+        x_rows: core::slice::Chunks<'_, i8>,
+        nr: usize,
+    ) -> [[f32; MR]; N] {
+        tile_i8::<N>(wp, x_rows, nr, self.0)
     }
 }
 
@@ -346,13 +411,13 @@ impl Block<'_> {
     /// Runs the block with `tile` computing one tile from the packed weights, the input rows
     /// (starting at the tile's first pixel) and the tile's pixel count.
     #[inline(always)]
-    fn run<T: Copy + Into<f32>, X>(
+    fn run<T: Copy + Into<f32>, X, const N: usize>(
         &self,
         pack: &mut Pack,
         w: &[T],
         x: &[X],
         y: &mut [f32],
-        tile: impl Fn(&[[f32; MR]], core::slice::Chunks<'_, X>, usize) -> [[f32; MR]; NR],
+        tile: &impl Tile<X, N>,
     ) {
         let g = self.g;
         let mut ic0 = 0;
@@ -362,9 +427,9 @@ impl Block<'_> {
             let x_blk = x.get(ic0 * self.in_plane..).unwrap_or_default();
             let mut p0 = 0;
             while p0 < self.in_plane {
-                let nr = NR.min(self.in_plane - p0);
+                let nr = N.min(self.in_plane - p0);
                 let x_rows = x_blk.get(p0..).unwrap_or_default().chunks(self.in_plane);
-                let acc = tile(wp, x_rows, nr);
+                let acc = tile.tile(wp, x_rows, nr);
                 scatter(g, self.tab, &acc, p0, nr, self.all_rows, y);
                 p0 += nr;
             }
@@ -395,6 +460,23 @@ const MAX_TERM: usize = 128 * 255;
 /// caller then runs the integer gather.
 #[cfg(target_pointer_width = "64")]
 pub(crate) fn conv_transpose2d_i8_f32<M>(
+    m: &M,
+    g: &ConvGeom,
+    w: &[i8],
+    b: &[i32],
+    x: &[i8],
+    y: &mut [i8],
+) -> bool
+where
+    M: Mac<W = i8, X = i8, A = i32, Y = i8>,
+{
+    conv_transpose2d_i8_tiles::<M, NR>(m, g, w, b, x, y)
+}
+
+/// [`conv_transpose2d_i8_f32`] with tiles of `N` pixels.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+pub(crate) fn conv_transpose2d_i8_tiles<M, const N: usize>(
     m: &M,
     g: &ConvGeom,
     w: &[i8],
@@ -451,9 +533,7 @@ where
                 tab: &tab,
                 all_rows,
             };
-            block.run(&mut pack, w, x, acc_plane, |wp, x_rows, nr| {
-                tile_i8(wp, x_rows, nr, zp)
-            });
+            block.run(&mut pack, w, x, acc_plane, &I8Tile::<N>(zp));
             t0 += mr;
         }
         for (yv, &a) in yc.iter_mut().zip(acc_plane.iter()) {
@@ -468,13 +548,13 @@ where
 /// the bound of [`conv_transpose2d_i8_f32`]); the rest of `acc` stays 0 when `nr < NR`.
 #[cfg(target_pointer_width = "64")]
 #[inline(always)]
-fn tile_i8(
+fn tile_i8<const N: usize>(
     wp: &[[f32; MR]],
     x_rows: core::slice::Chunks<'_, i8>,
     nr: usize,
     zp: i32,
-) -> [[f32; MR]; NR] {
-    let mut acc = [[0.0f32; MR]; NR];
+) -> [[f32; MR]; N] {
+    let mut acc = [[0.0f32; MR]; N];
     for (wv, xr) in wp.iter().zip(x_rows) {
         for (a, &xj) in acc.iter_mut().zip(xr.iter().take(nr)) {
             let xf = (i32::from(xj) - zp) as f32;
@@ -489,10 +569,13 @@ fn tile_i8(
 /// One full tile: `acc[j][i] = Σ_k wp[k][i] · X[k][p0 + j]`; `x_rows` start at `p0` of each
 /// input channel's row.
 #[inline(always)]
-fn tile_full(wp: &[[f32; MR]], x_rows: core::slice::Chunks<'_, f32>) -> [[f32; MR]; NR] {
-    let mut acc = [[0.0f32; MR]; NR];
+fn tile_full<const N: usize>(
+    wp: &[[f32; MR]],
+    x_rows: core::slice::Chunks<'_, f32>,
+) -> [[f32; MR]; N] {
+    let mut acc = [[0.0f32; MR]; N];
     for (wv, xr) in wp.iter().zip(x_rows) {
-        let Some(xv) = xr.first_chunk::<NR>() else {
+        let Some(xv) = xr.first_chunk::<N>() else {
             break;
         };
         for (a, &xj) in acc.iter_mut().zip(xv) {
@@ -504,9 +587,14 @@ fn tile_full(wp: &[[f32; MR]], x_rows: core::slice::Chunks<'_, f32>) -> [[f32; M
     acc
 }
 
-/// A tile of `nr < NR` pixels; the rest of `acc` stays 0.
-fn tile_edge(wp: &[[f32; MR]], x_rows: core::slice::Chunks<'_, f32>, nr: usize) -> [[f32; MR]; NR] {
-    let mut acc = [[0.0f32; MR]; NR];
+/// A tile of `nr < N` pixels; the rest of `acc` stays 0.
+#[inline(always)]
+fn tile_edge<const N: usize>(
+    wp: &[[f32; MR]],
+    x_rows: core::slice::Chunks<'_, f32>,
+    nr: usize,
+) -> [[f32; MR]; N] {
+    let mut acc = [[0.0f32; MR]; N];
     for (wv, xr) in wp.iter().zip(x_rows) {
         for (a, &xj) in acc.iter_mut().zip(xr.iter().take(nr)) {
             for (ai, &wi) in a.iter_mut().zip(wv) {
@@ -521,10 +609,10 @@ fn tile_edge(wp: &[[f32; MR]], x_rows: core::slice::Chunks<'_, f32>, nr: usize) 
 /// `all_rows` says every row of the tile belongs to a written channel, so a pixel whose whole
 /// kernel footprint lies inside the output needs no per-tap test.
 #[inline(always)]
-fn scatter(
+fn scatter<const N: usize>(
     g: &ConvGeom,
     tab: &[(usize, usize, usize); MR],
-    acc: &[[f32; MR]; NR],
+    acc: &[[f32; MR]; N],
     p0: usize,
     nr: usize,
     all_rows: bool,
@@ -581,6 +669,45 @@ mod tests {
             *e = ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
         }
         v
+    }
+
+    /// The tile width does not change any output's order of additions: the same bits for
+    /// every width (the portable, the AVX and the 32-bit builds use different ones).
+    #[test]
+    fn transposed_tile_width_keeps_bits() {
+        for (in_ch, k, s, side) in [(64, 4, 2, 7), (2 * KC + 5, 3, 2, 5), (3, 5, 3, 4)] {
+            let out = (side - 1) * s + k - 2;
+            let g = ConvGeom {
+                in_ch,
+                in_h: side,
+                in_w: side,
+                out_ch: 3,
+                out_h: out,
+                out_w: out,
+                k_h: k,
+                k_w: k,
+                stride_h: s,
+                stride_w: s,
+                pad_h: 1,
+                pad_w: 1,
+            };
+            let (n_w, n_x) = (in_ch * 3 * k * k, in_ch * side * side);
+            let (w, b, x) = (values(1, n_w), values(2, 3), values(3, n_x));
+            let (w, b, x) = (&w[..n_w], &b[..3], &x[..n_x]);
+            let n_y = 3 * out * out;
+            let run = |f: fn(&ConvGeom, &[f32], &[f32], &[f32], &mut [f32])| {
+                let mut y = [f32::NAN; 4096];
+                f(&g, w, b, x, &mut y[..n_y]);
+                y.map(f32::to_bits)
+            };
+            let two = run(super::conv_transpose2d_f32_tiles::<2>);
+            assert!(two.iter().take(n_y).all(|&v| !f32::from_bits(v).is_nan()));
+            assert_eq!(two, run(super::conv_transpose2d_f32_tiles::<1>), "{g:?}");
+            assert_eq!(two, run(super::conv_transpose2d_f32_tiles::<3>), "{g:?}");
+            assert_eq!(two, run(super::conv_transpose2d_f32_tiles::<4>), "{g:?}");
+            assert_eq!(two, run(super::conv_transpose2d_f32_tiles::<6>), "{g:?}");
+            assert_eq!(two, run(super::super::conv_transpose2d_f32), "{g:?}");
+        }
     }
 
     // More input channels than one packed block holds (three blocks, the last partial), and

@@ -1,105 +1,105 @@
 //! Fast Dense kernels (portable Rust, written for the auto-vectoriser).
 
 use super::Requant;
+use crate::format;
 
-/// Lanes of the independent partial sums: two SSE/NEON vectors of f32, or eight i32.
+/// Lanes of the independent partial sums of the int8 row dot product: eight i32.
 const LANES: usize = 8;
 
-/// Dot product with [`LANES`] independent partial sums (vectorises; the order of the sum
-/// differs from the sequential one, within the tolerance the tests name).
+/// Outputs of one f32 Dense panel.
+pub(super) const PANEL_LEN: usize = format::DENSE_PANEL;
+use PANEL_LEN as PANEL;
+
+/// Outputs accumulated together within a panel: the whole panel on 64-bit hosts (eight SSE or
+/// four AVX registers, enough independent additions to hide their latency), eight on 32-bit
+/// microcontrollers (whose 32 single-precision registers hold eight sums, the eight weights of
+/// an input and the input). Each output's sum is the same sequence of operations either way.
+#[cfg(target_pointer_width = "64")]
+const GROUP: usize = PANEL;
+/// See above.
+#[cfg(not(target_pointer_width = "64"))]
+const GROUP: usize = 8;
+
+/// One full panel: `y[j] = b[j] + Σ_i w[i][j] · x[i]` in input order, `w`: `[in][PANEL]` with
+/// its outputs taken [`GROUP`] at a time (a stride of [`PANEL`] between inputs).
 #[inline(always)]
-fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let wc = w.chunks_exact(LANES);
-    let xc = x.chunks_exact(LANES);
-    let (wr, xr) = (wc.remainder(), xc.remainder());
-    for (wv, xv) in wc.zip(xc) {
-        for ((a, &p), &q) in acc.iter_mut().zip(wv).zip(xv) {
-            *a += p * q;
+pub(super) fn panel_f32(w: &[[f32; PANEL]], b: &[f32; PANEL], x: &[f32], y: &mut [f32; PANEL]) {
+    let groups = b.as_chunks::<GROUP>().0.iter();
+    for (g, (bg, yg)) in groups.zip(y.as_chunks_mut::<GROUP>().0).enumerate() {
+        let mut acc = *bg;
+        for (row, &xi) in w.iter().zip(x) {
+            let Some(wg) = row.as_chunks::<GROUP>().0.get(g) else {
+                return;
+            };
+            for (a, &wj) in acc.iter_mut().zip(wg) {
+                *a += wj * xi;
+            }
         }
-    }
-    for ((a, &p), &q) in acc.iter_mut().zip(wr).zip(xr) {
-        *a += p * q;
-    }
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
-    ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
-}
-
-/// `acc[l] += w[l] * x[l]` on one block of [`LANES`].
-#[inline(always)]
-fn fma_lanes(acc: &mut [f32; LANES], w: &[f32; LANES], x: &[f32; LANES]) {
-    for ((a, &p), &q) in acc.iter_mut().zip(w).zip(x) {
-        *a += p * q;
+        *yg = acc;
     }
 }
 
-/// Horizontal sum of the lanes, pairwise.
-#[inline(always)]
-fn hsum(a: [f32; LANES]) -> f32 {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = a;
-    ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
-}
-
-/// The whole blocks of [`LANES`] of a slice.
-#[inline(always)]
-fn blocks(v: &[f32]) -> core::slice::Iter<'_, [f32; LANES]> {
-    v.as_chunks::<LANES>().0.iter()
-}
-
-/// Four dot products sharing `x`: each input block is loaded once per four rows.
-#[inline(always)]
-fn dot4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
-    let [w0, w1, w2, w3] = w;
-    let mut a = [[0.0f32; LANES]; 4];
-    let rows = blocks(w0).zip(blocks(w1)).zip(blocks(w2)).zip(blocks(w3));
-    let [a0, a1, a2, a3] = &mut a;
-    for ((((c0, c1), c2), c3), xv) in rows.zip(blocks(x)) {
-        fma_lanes(a0, c0, xv);
-        fma_lanes(a1, c1, xv);
-        fma_lanes(a2, c2, xv);
-        fma_lanes(a3, c3, xv);
-    }
-    let xr = x.as_chunks::<LANES>().1;
-    let mut out = [0.0f32; 4];
-    for ((o, acc), row) in out.iter_mut().zip(a.iter_mut()).zip([w0, w1, w2, w3]) {
-        for ((s, &p), &q) in acc.iter_mut().zip(row.as_chunks::<LANES>().1).zip(xr) {
-            *s += p * q;
+/// A last panel of `r = y.len() < PANEL` outputs, `w`: `[in][r]`, eight outputs at a time
+/// (a stride of `r` between inputs), then the last `r % 8` one by one.
+fn panel_rest_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    const EIGHT: usize = 8;
+    let r = y.len();
+    let (yg, yt) = y.as_chunks_mut::<EIGHT>();
+    let (bg, bt) = b.as_chunks::<EIGHT>();
+    for (g, (yo, bo)) in yg.iter_mut().zip(bg).enumerate() {
+        let mut acc = *bo;
+        let first = w.get(g * EIGHT..).unwrap_or_default();
+        for (row, &xi) in first.chunks(r).zip(x) {
+            for (a, &wj) in acc.iter_mut().zip(row.iter().take(EIGHT)) {
+                *a += wj * xi;
+            }
         }
-        *o = hsum(*acc);
+        *yo = acc;
     }
-    out
+    let done = r - yt.len();
+    for (j, (yo, &bo)) in yt.iter_mut().zip(bt).enumerate() {
+        let mut acc = bo;
+        let column = w.get(done + j..).unwrap_or_default();
+        for (wj, &xi) in column.iter().step_by(r).zip(x) {
+            acc += wj * xi;
+        }
+        *yo = acc;
+    }
 }
 
-/// `y = W x + b`, `w`: `[out, in]`.
-pub(crate) fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+/// `y = W x + b`, `w` in panels ([`format::DENSE_PANEL`]): bit-identical with
+/// `reference::dense_f32`, since every output is summed in the same order.
+pub(crate) fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], full: FullPanel) {
     let n = x.len();
-    if n == 0 {
-        for (yo, bo) in y.iter_mut().zip(b) {
-            *yo = *bo;
-        }
+    let Some(panel_len) = n.checked_mul(PANEL) else {
         return;
+    };
+    let mut rest = w;
+    let yp = y.as_chunks_mut::<PANEL>();
+    let bp = b.as_chunks::<PANEL>();
+    for (yo, bo) in yp.0.iter_mut().zip(bp.0) {
+        let Some((panel, r)) = rest.split_at_checked(panel_len) else {
+            return;
+        };
+        rest = r;
+        full(panel.as_chunks::<PANEL>().0, bo, x, yo);
     }
-    let Some(n4) = n.checked_mul(4) else { return };
-    let mut yq = y.chunks_exact_mut(4);
-    let mut bq = b.chunks_exact(4);
-    let mut wq = w.chunks_exact(n4);
-    let mut done = 0;
-    for ((yo, bo), wr) in (&mut yq).zip(&mut bq).zip(&mut wq) {
-        let (w0, r) = wr.split_at(n);
-        let (w1, r) = r.split_at(n);
-        let (w2, w3) = r.split_at(n);
-        let d = dot4_f32([w0, w1, w2, w3], x);
-        for ((o, &bb), dd) in yo.iter_mut().zip(bo).zip(d) {
-            *o = bb + dd;
-        }
-        done += 4;
+    if !yp.1.is_empty() {
+        panel_rest_f32(rest, bp.1, x, yp.1);
     }
-    let w_rest = w.get(done * n..).unwrap_or_default();
-    let y_rest = y.get_mut(done..).unwrap_or_default();
-    let b_rest = b.get(done..).unwrap_or_default();
-    for ((yo, bo), wr) in y_rest.iter_mut().zip(b_rest).zip(w_rest.chunks_exact(n)) {
-        *yo = bo + dot_f32(wr, x);
-    }
+}
+
+/// The kernel of one full panel (portable, or a SIMD build of the same code on x86-64).
+pub(crate) type FullPanel = fn(&[[f32; PANEL]], &[f32; PANEL], &[f32], &mut [f32; PANEL]);
+
+/// The portable full-panel kernel.
+pub(crate) fn panel_f32_portable(
+    w: &[[f32; PANEL]],
+    b: &[f32; PANEL],
+    x: &[f32],
+    y: &mut [f32; PANEL],
+) {
+    panel_f32(w, b, x, y);
 }
 
 /// `(Σ w·x, Σ w)` of one int8 row, in wrapping i32 with [`LANES`] partial sums.
@@ -164,10 +164,52 @@ fn dot_i8_i16(w: &[i8], x: &[i16]) -> i32 {
     })
 }
 
+/// Four rows' `Σ w·x` for [`dense_i8_rows`] (used on 64-bit hosts): rows `o..o + 4` of the
+/// `[rows, n]` matrix `w` (`rows` are those four rows, `x` their `n` inputs; `xpad`, when
+/// given, the inputs followed by zeros up to a whole SIMD block, see `x86::padded_inputs`).
+pub(super) trait Rows4 {
+    #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
+    fn dot4(w: &[i8], o: usize, rows: [&[i8]; 4], x: &[i16], xpad: Option<&[i16]>) -> [i32; 4];
+
+    /// The outputs `o..o + 4` from their accumulators (`reference::finish_i8` of each);
+    /// `None` if a multiplier or shift is missing.
+    #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
+    #[inline(always)]
+    fn finish4(acc: [i32; 4], o: usize, rq: &Requant<'_>) -> Option<[i8; 4]> {
+        finish4_scalar(acc, o, rq)
+    }
+}
+
+/// [`Rows4::finish4`] one output at a time.
+#[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
+#[inline(always)]
+pub(super) fn finish4_scalar(acc: [i32; 4], o: usize, rq: &Requant<'_>) -> Option<[i8; 4]> {
+    let [a0, a1, a2, a3] = acc;
+    Some([
+        super::reference::finish_i8(a0, o, rq)?,
+        super::reference::finish_i8(a1, o + 1, rq)?,
+        super::reference::finish_i8(a2, o + 2, rq)?,
+        super::reference::finish_i8(a3, o + 3, rq)?,
+    ])
+}
+
+/// [`Rows4`] in plain Rust.
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) struct PlainRows;
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Rows4 for PlainRows {
+    #[inline(always)]
+    fn dot4(_: &[i8], _: usize, rows: [&[i8]; 4], x: &[i16], _: Option<&[i16]>) -> [i32; 4] {
+        dot4_i8_i16(rows, x)
+    }
+}
+
 /// The whole groups of four rows of [`dense_i8`]'s buffered path (`xbuf[..n]` holds `x - zp`,
 /// zeros after): the number of rows written, `None` if a multiplier or shift is missing.
 #[cfg(target_pointer_width = "64")]
-fn rows4(
+#[inline(always)]
+fn rows4<R: Rows4>(
     w: &[i8],
     b: &[i32],
     xbuf: &[i16],
@@ -189,13 +231,15 @@ fn rows4(
         let (w1, r) = r.split_at(n);
         let (w2, w3) = r.split_at(n);
         #[cfg(target_arch = "x86_64")]
-        let d = super::x86::dot4_i8_i16_padded(w, o, [w0, w1, w2, w3], x, xpad);
+        let d = R::dot4(w, o, [w0, w1, w2, w3], x, xpad);
         #[cfg(not(target_arch = "x86_64"))]
-        let d = dot4_i8_i16([w0, w1, w2, w3], x);
-        for ((yo, bo), dd) in yq.iter_mut().zip(bq).zip(d) {
-            *yo = super::reference::finish_i8(bo.wrapping_add(dd), o, rq)?;
-            o += 1;
+        let d = R::dot4(w, o, [w0, w1, w2, w3], x, None);
+        let mut acc = [0i32; 4];
+        for ((a, &bo), dd) in acc.iter_mut().zip(bq).zip(d) {
+            *a = bo.wrapping_add(dd);
         }
+        yq.copy_from_slice(&R::finish4(acc, o, rq)?);
+        o += 4;
     }
     Some(o)
 }
@@ -205,6 +249,22 @@ fn rows4(
 /// compiler turns into pair-wise multiply-adds. Otherwise `Σ w·(x - zp) = Σ w·x - zp·Σ w`
 /// (exact modulo 2^32, like the reference).
 pub(crate) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    super::x86::dense_i8(w, b, x, rq, y);
+    #[cfg(not(target_arch = "x86_64"))]
+    dense_i8_rows::<PlainRows>(w, b, x, rq, y);
+}
+
+/// [`dense_i8`] with the four-row dot products of `R` (64-bit hosts; 32-bit targets take one
+/// row at a time).
+#[inline(always)]
+pub(super) fn dense_i8_rows<R: Rows4>(
+    w: &[i8],
+    b: &[i32],
+    x: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
     let n = x.len();
     if n == 0 {
         for (o, (yo, bo)) in y.iter_mut().zip(b).enumerate() {
@@ -228,7 +288,7 @@ pub(crate) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut 
         // 64-bit hosts: four rows per input load. 32-bit microcontrollers: one row at a time
         // (400 bytes less code; the Cortex-M4 has its own kernel in `dsp.rs`).
         #[cfg(target_pointer_width = "64")]
-        let Some(o) = rows4(w, b, &buf, n, rq, y) else {
+        let Some(o) = rows4::<R>(w, b, &buf, n, rq, y) else {
             return;
         };
         #[cfg(not(target_pointer_width = "64"))]

@@ -207,9 +207,15 @@ pub fn requantize_narrow(acc: i32, multiplier: i32, shift: u8) -> Option<i32> {
     })
 }
 
-/// `y = W x + b`, `w`: `[out, in]` row-major.
+/// `y = W x + b`, `w` in output panels ([`crate::format::DENSE_PANEL`]; pack a `[out, in]`
+/// matrix with [`crate::format::dense_panel_index`]). Bit-identical with
+/// [`reference::dense_f32`] on the unpacked matrix.
 pub fn dense_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-    dense::dense_f32(w, b, x, y);
+    #[cfg(target_arch = "x86_64")]
+    let panel = x86::dense_panel_f32();
+    #[cfg(not(target_arch = "x86_64"))]
+    let panel = dense::panel_f32_portable;
+    dense::dense_f32(w, b, x, y, panel);
 }
 
 /// 2-D convolution; `w`: `[out_ch, in_ch, k_h, k_w]`.
@@ -219,6 +225,9 @@ pub fn conv2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) 
 
 /// 2-D transposed convolution as a gather; `w`: `[in_ch, out_ch, k_h, k_w]`.
 pub fn conv_transpose2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    x86::conv_transpose2d_f32(g, w, b, x, y);
+    #[cfg(not(target_arch = "x86_64"))]
     conv::conv_transpose2d_f32_cols(g, w, b, x, y);
 }
 
@@ -245,7 +254,11 @@ pub fn conv_transpose2d_i8(
     y: &mut [i8],
 ) {
     let m = I8Mac { rq };
-    #[cfg(target_pointer_width = "64")]
+    #[cfg(target_arch = "x86_64")]
+    if x86::conv_transpose2d_i8_f32(&m, g, w, b, x, y) {
+        return;
+    }
+    #[cfg(all(target_pointer_width = "64", not(target_arch = "x86_64")))]
     if conv::conv_transpose2d_i8_f32(&m, g, w, b, x, y) {
         return;
     }

@@ -1,14 +1,153 @@
-//! x86-64 SIMD for the int8 Dense kernel: four rows of i8 weights against inputs widened to
-//! i16, with `pmaddwd` (two i16 products summed into each i32 lane). SSE2, which every x86-64
-//! CPU has; AVX2 when the build enables it (`RUSTFLAGS="-C target-cpu=native"` on a CPU that
-//! has it), twice the width. The compiler does not find this form by itself: it widens to i32
-//! and multiplies with `pmulld` (or, without SSE4.1, not at all).
+//! x86-64: the choice of AVX2 at run time, and SIMD for the int8 Dense kernel.
 //!
-//! Unsafe only for the unaligned vector loads and stores, each of a fixed-size array.
+//! Every x86-64 CPU has SSE2, which the default build targets; most also have AVX2. When the
+//! CPU has it ([`has_avx2`], `cpuid` asked once), the f32 Dense panels and the transposed
+//! convolutions run the same portable code compiled for AVX (wider vectors, the same operations
+//! in the same order, hence the same bits; no FMA), and the int8 Dense rows use AVX2.
+//!
+//! int8 Dense: four rows of i8 weights against inputs widened to i16, with `pmaddwd` (two i16
+//! products summed into each i32 lane), in SSE2 or AVX2. The compiler does not find this form
+//! by itself: it widens to i32 and multiplies with `pmulld` (or, without SSE4.1, not at all).
 //! The result equals `dense::dot4_i8_i16` (plain Rust) for every input; the tests compare the
 //! two.
+//!
+//! Unsafe for the calls into code compiled for AVX / AVX2 (each after [`has_avx2`] said yes),
+//! `xgetbv`, and the unaligned vector loads and stores, each of a fixed-size array.
 
 use core::arch::x86_64::*;
+
+/// Whether the CPU and the operating system support AVX and AVX2 (`cpuid` leaves 1 and 7, and
+/// the OS saving the YMM registers, `xgetbv`), asked once and remembered. Always true in a
+/// build that enables AVX2 at compile time.
+pub(super) fn has_avx2() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    /// 0: not asked yet, 1: no, 2: yes.
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    if cfg!(target_feature = "avx2") {
+        return true;
+    }
+    match STATE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = detect_avx2();
+            STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
+/// The `cpuid` / `xgetbv` query behind [`has_avx2`].
+fn detect_avx2() -> bool {
+    const OSXSAVE: u32 = 1 << 27;
+    const AVX: u32 = 1 << 28;
+    const AVX2: u32 = 1 << 5;
+    /// XCR0 bits 1 and 2: the OS saves the SSE and the upper YMM state.
+    const YMM_STATE: u64 = 0b110;
+    // `cpuid` exists on every x86-64 CPU; leaf 0 gives the highest leaf, checked before leaf 7
+    // is asked.
+    let (max_leaf, leaf1) = (__cpuid(0).eax, __cpuid(1));
+    if max_leaf < 7 || leaf1.ecx & (OSXSAVE | AVX) != OSXSAVE | AVX {
+        return false;
+    }
+    // SAFETY: OSXSAVE set means the OS enabled `xgetbv`.
+    let xcr0 = unsafe { xgetbv0() };
+    let leaf7 = __cpuid_count(7, 0);
+    xcr0 & YMM_STATE == YMM_STATE && leaf7.ebx & AVX2 != 0
+}
+
+/// XCR0.
+#[target_feature(enable = "xsave")]
+fn xgetbv0() -> u64 {
+    // SAFETY: the caller checked OSXSAVE; register 0 always exists.
+    unsafe { _xgetbv(0) }
+}
+
+/// The f32 Dense panel kernel for this CPU: the portable code compiled for AVX when the CPU has
+/// it (same operations in the same order, so the same bits; twice the vector width).
+pub(super) fn dense_panel_f32() -> super::dense::FullPanel {
+    if has_avx2() {
+        panel_f32_avx
+    } else {
+        super::dense::panel_f32_portable
+    }
+}
+
+/// [`super::dense::panel_f32`] built with AVX enabled; only handed out by [`dense_panel_f32`]
+/// after [`has_avx2`] said yes.
+fn panel_f32_avx(
+    w: &[[f32; super::dense::PANEL_LEN]],
+    b: &[f32; super::dense::PANEL_LEN],
+    x: &[f32],
+    y: &mut [f32; super::dense::PANEL_LEN],
+) {
+    #[target_feature(enable = "avx")]
+    fn run(
+        w: &[[f32; super::dense::PANEL_LEN]],
+        b: &[f32; super::dense::PANEL_LEN],
+        x: &[f32],
+        y: &mut [f32; super::dense::PANEL_LEN],
+    ) {
+        super::dense::panel_f32(w, b, x, y);
+    }
+    // SAFETY: this function is only reachable through `dense_panel_f32`, which returns it only
+    // when the CPU has AVX2 (and so AVX) and the OS saves its registers.
+    unsafe { run(w, b, x, y) }
+}
+
+/// Pixels per transposed-convolution tile with AVX: 16 rows x 4 pixels are 8 of its 16
+/// registers.
+const CONVT_NR: usize = 4;
+
+/// f32 ConvTranspose2d: [`super::conv::conv_transpose2d_f32_tiles`] compiled for AVX when the
+/// CPU has it (the same bits: the tile width does not change the order of any sum), else the
+/// portable build.
+pub(super) fn conv_transpose2d_f32(
+    g: &super::ConvGeom,
+    w: &[f32],
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+) {
+    #[target_feature(enable = "avx")]
+    fn run(g: &super::ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+        super::conv::conv_transpose2d_f32_tiles::<CONVT_NR>(g, w, b, x, y);
+    }
+    if has_avx2() {
+        // SAFETY: the CPU has AVX and the OS saves its registers (checked just above).
+        unsafe { run(g, w, b, x, y) }
+    } else {
+        super::conv::conv_transpose2d_f32_cols(g, w, b, x, y);
+    }
+}
+
+/// int8 ConvTranspose2d through the f32 tiles: as [`super::conv::conv_transpose2d_i8_f32`],
+/// compiled for AVX when the CPU has it.
+pub(super) fn conv_transpose2d_i8_f32<M>(
+    m: &M,
+    g: &super::ConvGeom,
+    w: &[i8],
+    b: &[i32],
+    x: &[i8],
+    y: &mut [i8],
+) -> bool
+where
+    M: super::conv::Mac<W = i8, X = i8, A = i32, Y = i8>,
+{
+    #[target_feature(enable = "avx")]
+    fn run<M>(m: &M, g: &super::ConvGeom, w: &[i8], b: &[i32], x: &[i8], y: &mut [i8]) -> bool
+    where
+        M: super::conv::Mac<W = i8, X = i8, A = i32, Y = i8>,
+    {
+        super::conv::conv_transpose2d_i8_tiles::<M, CONVT_NR>(m, g, w, b, x, y)
+    }
+    if has_avx2() {
+        // SAFETY: the CPU has AVX and the OS saves its registers (checked just above).
+        unsafe { run(m, g, w, b, x, y) }
+    } else {
+        super::conv::conv_transpose2d_i8_f32(m, g, w, b, x, y)
+    }
+}
 
 /// Inputs per SIMD step.
 const STEP: usize = 16;
@@ -19,19 +158,128 @@ fn blocks(v: &[i8]) -> core::slice::Iter<'_, [i8; STEP]> {
     v.as_chunks::<STEP>().0.iter()
 }
 
-/// `Σ w·x` in wrapping i32 for four rows of (at least) `x.len()` weights each; the same value
-/// as `dense::dot4_i8_i16`.
+/// int8 Dense: the four-row `pmaddwd` kernel in AVX2 when the CPU has it (the whole layer,
+/// requantisation included, compiled for AVX2), else in SSE2.
+pub(super) fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &super::Requant<'_>, y: &mut [i8]) {
+    #[target_feature(enable = "avx2")]
+    fn run(w: &[i8], b: &[i32], x: &[i8], rq: &super::Requant<'_>, y: &mut [i8]) {
+        super::dense::dense_i8_rows::<Avx2Rows>(w, b, x, rq, y);
+    }
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and the OS saves its registers (checked just above).
+        unsafe { run(w, b, x, rq, y) }
+    } else {
+        super::dense::dense_i8_rows::<Sse2Rows>(w, b, x, rq, y);
+    }
+}
+
+/// Four rows in SSE2.
+struct Sse2Rows;
+/// Four rows in AVX2: only used inside [`dense_i8`]'s AVX2 branch.
+struct Avx2Rows;
+
+impl super::dense::Rows4 for Sse2Rows {
+    #[inline(always)]
+    fn dot4(w: &[i8], o: usize, rows: [&[i8]; 4], x: &[i16], xpad: Option<&[i16]>) -> [i32; 4] {
+        dot4_i8_i16_padded::<false>(w, o, rows, x, xpad)
+    }
+}
+
+impl super::dense::Rows4 for Avx2Rows {
+    #[inline(always)]
+    fn dot4(w: &[i8], o: usize, rows: [&[i8]; 4], x: &[i16], xpad: Option<&[i16]>) -> [i32; 4] {
+        dot4_i8_i16_padded::<true>(w, o, rows, x, xpad)
+    }
+
+    #[inline(always)]
+    fn finish4(acc: [i32; 4], o: usize, rq: &super::Requant<'_>) -> Option<[i8; 4]> {
+        let end = o.checked_add(4)?;
+        let mult = rq.multiplier.get(o..end)?.first_chunk::<4>()?;
+        let shift = rq.shift.get(o..end)?.first_chunk::<4>()?;
+        let min = i32::from(rq.min);
+        let max = i32::from(rq.max);
+        let vector = shift.iter().all(|s| (1..=62).contains(s))
+            && (-128..=127).contains(&rq.out_zero_point)
+            && min <= max;
+        if !vector {
+            return super::dense::finish4_scalar(acc, o, rq);
+        }
+        // SAFETY: `Avx2Rows` is only used after `has_avx2` said yes.
+        Some(unsafe { requant4_avx2(acc, mult, shift, rq.out_zero_point, min, max) })
+    }
+}
+
+/// `clamp(requantize(acc, mult, shift) + zp, min, max)` for four outputs at once, equal to
+/// `reference::finish_i8` when every shift is in `1..=62`, `zp` is an int8 value and
+/// `min <= max` are int8 values (the caller checks). In 64-bit lanes: `p = acc · mult`
+/// (`|p| <= 2^62`), `q = (p + 2^(s-1) - 1 + ((p >> s) & 1)) >> s` as in `requantize_wide`
+/// (AVX2 has no arithmetic 64-bit shift: `v >> s` is computed as `((v ^ n) >>> s) ^ n` with
+/// `n` the sign mask), then `q` is clamped to `±2^24` (which changes no result, since
+/// `zp`, `min` and `max` lie within `±2^7`) so that the rest is exact in i32.
+#[target_feature(enable = "avx2")]
 #[inline]
-pub(super) fn dot4_i8_i16(w: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
+fn requant4_avx2(
+    acc: [i32; 4],
+    mult: &[i32; 4],
+    shift: &[u8; 4],
+    zp: i32,
+    min: i32,
+    max: i32,
+) -> [i8; 4] {
+    let load = |v: &[i32; 4]| {
+        // SAFETY: `v` is 16 readable bytes; `loadu` has no alignment requirement.
+        _mm256_cvtepi32_epi64(unsafe { _mm_loadu_si128(v.as_ptr().cast()) })
+    };
+    let zero = _mm256_setzero_si256();
+    let one = _mm256_set1_epi64x(1);
+    let [s0, s1, s2, s3] = *shift;
+    let s = _mm256_setr_epi64x(s0.into(), s1.into(), s2.into(), s3.into());
+    // Arithmetic right shift by `s` of each 64-bit lane.
+    let sra = |v: __m256i| {
+        let n = _mm256_cmpgt_epi64(zero, v);
+        _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(v, n), s), n)
+    };
+    let p = _mm256_mul_epi32(load(&acc), load(mult));
+    let lsb = _mm256_and_si256(sra(p), one);
+    let half_minus_one = _mm256_sub_epi64(_mm256_sllv_epi64(one, _mm256_sub_epi64(s, one)), one);
+    let q = sra(_mm256_add_epi64(_mm256_add_epi64(p, half_minus_one), lsb));
+    let limit = _mm256_set1_epi64x(1 << 24);
+    let neg_limit = _mm256_set1_epi64x(-(1 << 24));
+    let q = _mm256_blendv_epi8(q, limit, _mm256_cmpgt_epi64(q, limit));
+    let q = _mm256_blendv_epi8(q, neg_limit, _mm256_cmpgt_epi64(neg_limit, q));
+    // The low halves of the four lanes, now exact i32 values.
+    let low = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
+    let v = _mm_add_epi32(_mm256_castsi256_si128(low), _mm_set1_epi32(zp));
+    let v = _mm_min_epi32(_mm_max_epi32(v, _mm_set1_epi32(min)), _mm_set1_epi32(max));
+    // Each lane is in [min, max], int8 values: the low byte of each is the result.
+    let bytes = _mm_shuffle_epi8(
+        v,
+        _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1),
+    );
+    _mm_cvtsi128_si32(bytes)
+        .to_le_bytes()
+        .map(|b| b.cast_signed())
+}
+
+/// `Σ w·x` in wrapping i32 for four rows of (at least) `x.len()` weights each; the same value
+/// as `dense::dot4_i8_i16`. `AVX2` selects the AVX2 blocks: only instantiated with `true` where
+/// the CPU is known to have AVX2.
+#[inline(always)]
+fn dot4_i8_i16<const AVX2: bool>(w: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
     let n = x.len();
     let [Some(w0), Some(w1), Some(w2), Some(w3)] = w.map(|r| r.get(..n)) else {
         return super::dense::dot4_i8_i16(w, x);
     };
     let (xb, xr) = x.as_chunks::<STEP>();
     let rows = blocks(w0).zip(blocks(w1)).zip(blocks(w2)).zip(blocks(w3));
-    // SAFETY: `simd_blocks` needs SSE2 (every x86-64 CPU; the x86-64 targets enable it) or,
-    // when compiled for it, AVX2, which this build then requires of its CPU anyway.
-    let mut s = unsafe { simd_blocks(rows.zip(xb)) };
+    let blocks = rows.zip(xb);
+    let mut s = if AVX2 {
+        // SAFETY: `AVX2` is true only in `Avx2Rows`, used only after `has_avx2` said yes.
+        unsafe { simd_blocks_avx2(blocks) }
+    } else {
+        // SAFETY: SSE2 is part of x86-64 (every x86-64 target enables it).
+        unsafe { simd_blocks_sse2(blocks) }
+    };
     // The last `n % STEP` inputs.
     let done = n - xr.len();
     for (acc, row) in s.iter_mut().zip([w0, w1, w2, w3]) {
@@ -55,8 +303,8 @@ pub(super) fn padded_inputs(xbuf: &[i16], n: usize) -> Option<&[i16]> {
 /// zeros), each row is read on to the next multiple of [`STEP`] (into the following row, whose
 /// weights meet zero inputs and add nothing), so no input is left for a scalar tail; the last
 /// rows of `w`, which have nothing after them, take the exact-length path.
-#[inline]
-pub(super) fn dot4_i8_i16_padded(
+#[inline(always)]
+fn dot4_i8_i16_padded<const AVX2: bool>(
     w: &[i8],
     o: usize,
     rows: [&[i8]; 4],
@@ -72,10 +320,10 @@ pub(super) fn dot4_i8_i16_padded(
         if let [Some(w0), Some(w1), Some(w2), Some(w3)] =
             [row(o), row(o + 1), row(o + 2), row(o + 3)]
         {
-            return dot4_i8_i16([w0, w1, w2, w3], xp);
+            return dot4_i8_i16::<AVX2>([w0, w1, w2, w3], xp);
         }
     }
-    dot4_i8_i16(rows, x)
+    dot4_i8_i16::<AVX2>(rows, x)
 }
 
 /// Blocks of four rows' weights with the matching inputs.
@@ -91,7 +339,6 @@ type Blocks<'a> = core::iter::Zip<
 >;
 
 /// Wrapping sum of the four i32 lanes.
-#[cfg(not(target_feature = "avx2"))]
 #[target_feature(enable = "sse2")]
 #[inline]
 fn hsum128(v: __m128i) -> i32 {
@@ -111,10 +358,9 @@ fn load_w(r: &[i8; STEP]) -> __m128i {
 
 /// SSE2: per block, each row's 16 weights sign-extended to i16 (bytes doubled into 16-bit
 /// lanes, shifted right by 8) and multiplied pair-wise with the 16 inputs.
-#[cfg(not(target_feature = "avx2"))]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn simd_blocks(blocks: Blocks<'_>) -> [i32; 4] {
+fn simd_blocks_sse2(blocks: Blocks<'_>) -> [i32; 4] {
     let mut acc = [_mm_setzero_si128(); 4];
     for ((((c0, c1), c2), c3), xs) in blocks {
         // SAFETY: `xs` is 16 i16 = 32 readable bytes: two 16-byte loads without alignment.
@@ -138,10 +384,9 @@ fn simd_blocks(blocks: Blocks<'_>) -> [i32; 4] {
 
 /// AVX2: per block, each row's 16 weights sign-extended to 16 i16 lanes and multiplied
 /// pair-wise with the 16 inputs.
-#[cfg(target_feature = "avx2")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn simd_blocks(blocks: Blocks<'_>) -> [i32; 4] {
+fn simd_blocks_avx2(blocks: Blocks<'_>) -> [i32; 4] {
     let mut acc = [_mm256_setzero_si256(); 4];
     for ((((c0, c1), c2), c3), xs) in blocks {
         // SAFETY: `xs` is 16 i16 = 32 readable bytes; `loadu` has no alignment requirement.
@@ -199,8 +444,67 @@ mod tests {
                     &w[240..240 + n],
                 ];
                 let want = super::super::dense::dot4_i8_i16(rows, &x[..n]);
-                assert_eq!(super::dot4_i8_i16(rows, &x[..n]), want, "n {n}");
+                assert_eq!(super::dot4_i8_i16::<false>(rows, &x[..n]), want, "n {n}");
+                if super::has_avx2() {
+                    assert_eq!(super::dot4_i8_i16::<true>(rows, &x[..n]), want, "n {n}");
+                }
             }
+        }
+    }
+
+    /// The four-lane AVX2 requantisation equals the scalar one on random and extreme values.
+    #[test]
+    fn finish4_matches_scalar() {
+        use super::super::dense::Rows4;
+        use super::super::Requant;
+        if !super::has_avx2() {
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let extremes = [
+            i32::MIN,
+            i32::MIN + 1,
+            -1,
+            0,
+            1,
+            i32::MAX,
+            1 << 22,
+            -(1 << 22),
+        ];
+        for case in 0..200_000 {
+            let pick = |r: u64| {
+                if r % 4 == 0 {
+                    extremes[(r >> 8) as usize % extremes.len()]
+                } else {
+                    (r >> 16) as i32 >> (r % 31)
+                }
+            };
+            let acc = [pick(next()), pick(next()), pick(next()), pick(next())];
+            let mult = [pick(next()), pick(next()), pick(next()), pick(next())];
+            let shift = [0u8; 4].map(|_| (next() % 66) as u8);
+            let (a, b) = ((next() >> 40) as u8 as i8, (next() >> 40) as u8 as i8);
+            let rq = Requant {
+                in_zero_point: 0,
+                out_zero_point: (next() >> 40) as u8 as i8 as i32,
+                multiplier: &mult,
+                shift: &shift,
+                min: a.min(b),
+                max: if case % 7 == 0 { a.min(b) } else { a.max(b) },
+            };
+            let want: [i8; 4] = core::array::from_fn(|i| {
+                super::super::reference::finish_i8(acc[i], i, &rq).unwrap()
+            });
+            assert_eq!(
+                super::Avx2Rows::finish4(acc, 0, &rq),
+                Some(want),
+                "{acc:?} {mult:?} {shift:?} {rq:?}"
+            );
         }
     }
 }
