@@ -22,7 +22,7 @@ use tract_onnx::prelude::*;
 
 /// Largest allowed |runtime f32 - tract| on any output. Both add the same products in different
 /// orders (up to 3136 terms of Kaiming-scale weights) and use different tanh/sigmoid
-/// approximations (tract vs libm about 2e-7); the observed difference is a few 1e-7.
+/// approximations (each within about 2e-7 relative); the observed difference is a few 1e-7.
 const F32_VS_TRACT_TOL: f32 = 1e-5;
 
 /// Seeded `N(0, std²)` values.

@@ -127,7 +127,7 @@ impl Activation {
                 }
             }
             Activation::Tanh => libm::tanhf(x),
-            // The runtime's f32 sigmoid: exp only sees non-positive arguments.
+            // The runtime's reference sigmoid: exp only sees non-positive arguments.
             Activation::Sigmoid => {
                 if x >= 0.0 {
                     1.0 / (1.0 + libm::expf(-x))

@@ -695,7 +695,8 @@ mod tests {
             let (w, b, x) = (values(1, n_w), values(2, 3), values(3, n_x));
             let (w, b, x) = (&w[..n_w], &b[..3], &x[..n_x]);
             let n_y = 3 * out * out;
-            let run = |f: fn(&ConvGeom, &[f32], &[f32], &[f32], &mut [f32])| {
+            type Kernel = fn(&ConvGeom, &[f32], &[f32], &[f32], &mut [f32]);
+            let run = |f: Kernel| {
                 let mut y = [f32::NAN; 4096];
                 f(&g, w, b, x, &mut y[..n_y]);
                 y.map(f32::to_bits)

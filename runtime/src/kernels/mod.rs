@@ -15,6 +15,7 @@
     )
 )]
 
+mod act;
 mod conv;
 mod dense;
 #[cfg(tinygen_dsp)]
@@ -273,13 +274,15 @@ pub fn relu_f32(x: &mut [f32]) {
 pub fn leaky_relu_f32(x: &mut [f32], alpha: f32) {
     dense::leaky_relu_f32(x, alpha);
 }
-/// tanh in place (libm).
+/// tanh in place: branch-free range reduction and polynomial (within 2 ulp, the same bits on
+/// every target; see `act`). NaN stays NaN, any other input gives a value in [-1, 1].
 pub fn tanh_f32(x: &mut [f32]) {
-    reference::tanh_f32(x);
+    act::tanh_f32(x);
 }
-/// sigmoid in place (libm); never NaN for a non-NaN input (`exp` only sees `-|x|`).
+/// sigmoid in place: branch-free range reduction and polynomial (within 2.5 ulp, the same bits
+/// on every target; see `act`). NaN stays NaN, any other input gives a value in [0, 1].
 pub fn sigmoid_f32(x: &mut [f32]) {
-    reference::sigmoid_f32(x);
+    act::sigmoid_f32(x);
 }
 /// int8 elementwise activation through a 256-entry table indexed by `x as u8`.
 pub fn lut_i8(x: &mut [i8], table: &[i8; 256]) {

@@ -479,7 +479,7 @@ mod tests {
         ];
         for case in 0..200_000 {
             let pick = |r: u64| {
-                if r % 4 == 0 {
+                if r.is_multiple_of(4) {
                     extremes[(r >> 8) as usize % extremes.len()]
                 } else {
                     (r >> 16) as i32 >> (r % 31)
