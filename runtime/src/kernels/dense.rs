@@ -171,6 +171,23 @@ pub(super) trait Rows4 {
     #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
     fn dot4(w: &[i8], o: usize, rows: [&[i8]; 4], x: &[i16], xpad: Option<&[i16]>) -> [i32; 4];
 
+    /// Rows in groups of eight before the groups of four, if the kernel has them (`x` the
+    /// widened inputs, `xpad` as for [`Rows4::dot4`]): the number of leading rows written;
+    /// `None` if a multiplier or shift is missing.
+    #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
+    #[inline(always)]
+    fn rows8(
+        w: &[i8],
+        b: &[i32],
+        x: &[i16],
+        xpad: Option<&[i16]>,
+        rq: &Requant<'_>,
+        y: &mut [i8],
+    ) -> Option<usize> {
+        let _ = (w, b, x, xpad, rq, y);
+        Some(0)
+    }
+
     /// The outputs `o..o + 4` from their accumulators (`reference::finish_i8` of each);
     /// `None` if a multiplier or shift is missing.
     #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
@@ -221,19 +238,19 @@ fn rows4<R: Rows4>(
     let x = xbuf.get(..n)?;
     #[cfg(target_arch = "x86_64")]
     let xpad = super::x86::padded_inputs(xbuf, n);
-    let mut o = 0;
+    #[cfg(not(target_arch = "x86_64"))]
+    let xpad = None;
+    let mut o = R::rows8(w, b, x, xpad, rq, y)?;
     for ((yq, bq), wq) in y
+        .get_mut(o..)?
         .chunks_exact_mut(4)
-        .zip(b.chunks_exact(4))
-        .zip(w.chunks_exact(n4))
+        .zip(b.get(o..)?.chunks_exact(4))
+        .zip(w.get(o.checked_mul(n)?..)?.chunks_exact(n4))
     {
         let (w0, r) = wq.split_at(n);
         let (w1, r) = r.split_at(n);
         let (w2, w3) = r.split_at(n);
-        #[cfg(target_arch = "x86_64")]
         let d = R::dot4(w, o, [w0, w1, w2, w3], x, xpad);
-        #[cfg(not(target_arch = "x86_64"))]
-        let d = R::dot4(w, o, [w0, w1, w2, w3], x, None);
         let mut acc = [0i32; 4];
         for ((a, &bo), dd) in acc.iter_mut().zip(bq).zip(d) {
             *a = bo.wrapping_add(dd);

@@ -192,6 +192,19 @@ impl super::dense::Rows4 for Avx2Rows {
     }
 
     #[inline(always)]
+    fn rows8(
+        w: &[i8],
+        b: &[i32],
+        x: &[i16],
+        xpad: Option<&[i16]>,
+        rq: &super::Requant<'_>,
+        y: &mut [i8],
+    ) -> Option<usize> {
+        // SAFETY: `Avx2Rows` is only used after `has_avx2` said yes.
+        unsafe { rows8_avx2(w, b, x, xpad, rq, y) }
+    }
+
+    #[inline(always)]
     fn finish4(acc: [i32; 4], o: usize, rq: &super::Requant<'_>) -> Option<[i8; 4]> {
         let end = o.checked_add(4)?;
         let mult = rq.multiplier.get(o..end)?.first_chunk::<4>()?;
@@ -207,6 +220,164 @@ impl super::dense::Rows4 for Avx2Rows {
         // SAFETY: `Avx2Rows` is only used after `has_avx2` said yes.
         Some(unsafe { requant4_avx2(acc, mult, shift, rq.out_zero_point, min, max) })
     }
+}
+
+/// The int8 Dense rows in groups of eight with AVX2 ([`super::dense::Rows4::rows8`]): each
+/// block of 16 widened inputs is loaded once for eight rows, the eight sums are reduced
+/// together into one vector, and requantised four at a time. Only with `xpad` (rows read on to
+/// a whole number of blocks, as in [`dot4_i8_i16_padded`]); groups whose last row has nothing
+/// after it to read into are left to the four-row path. Returns the rows written.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn rows8_avx2(
+    w: &[i8],
+    b: &[i32],
+    x: &[i16],
+    xpad: Option<&[i16]>,
+    rq: &super::Requant<'_>,
+    y: &mut [i8],
+) -> Option<usize> {
+    let Some(xp) = xpad else { return Some(0) };
+    let n = x.len();
+    let span = xp.len();
+    let mut o = 0usize;
+    for (yo, bo) in y.chunks_exact_mut(8).zip(b.chunks_exact(8)) {
+        // Rows o..o + 8, each read for `span` bytes from its start.
+        let Some(block) = o
+            .checked_add(7)
+            .and_then(|last| last.checked_mul(n))
+            .and_then(|start| start.checked_add(span))
+            .and_then(|end| w.get(o.checked_mul(n)?..end))
+        else {
+            break;
+        };
+        let Some(sums) = dot8_avx2(block, n, xp) else {
+            break;
+        };
+        let acc = _mm256_add_epi32(sums, load_i32x8(bo.first_chunk::<8>()?));
+        let end = o.checked_add(8)?;
+        let mult = rq.multiplier.get(o..end)?.first_chunk::<8>()?;
+        let shift = rq.shift.get(o..end)?.first_chunk::<8>()?;
+        if let Some(v) = requant8_narrow_avx2(acc, mult, shift, rq) {
+            yo.copy_from_slice(&v);
+        } else {
+            let mut lanes = [0i32; 8];
+            // SAFETY: `lanes` is 32 writable bytes; `storeu` has no alignment requirement.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc) };
+            let (lo, hi) = lanes.split_at(4);
+            let lo = <Avx2Rows as super::dense::Rows4>::finish4(*lo.first_chunk::<4>()?, o, rq)?;
+            let hi =
+                <Avx2Rows as super::dense::Rows4>::finish4(*hi.first_chunk::<4>()?, o + 4, rq)?;
+            let (ylo, yhi) = yo.split_at_mut(4);
+            ylo.copy_from_slice(&lo);
+            yhi.copy_from_slice(&hi);
+        }
+        o += 8;
+    }
+    Some(o)
+}
+
+/// Eight i32 from an array.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn load_i32x8(v: &[i32; 8]) -> __m256i {
+    // SAFETY: `v` is 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+}
+
+/// `Σ w·x` of the eight rows of `block` (rows `n` apart, each read for `xp.len()` weights, a
+/// multiple of [`STEP`]), lane `r` for row `r`; `None` if `block` is shorter than
+/// `7n + xp.len()`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn dot8_avx2(block: &[i8], n: usize, xp: &[i16]) -> Option<__m256i> {
+    let mut acc = [_mm256_setzero_si256(); 8];
+    let (xb, _) = xp.as_chunks::<STEP>();
+    let mut rows: [&[i8]; 8] = [&[]; 8];
+    let mut start = 0;
+    for row in rows.iter_mut() {
+        *row = block.get(start..).unwrap_or_default();
+        if row.len() < xb.len() * STEP {
+            return None;
+        }
+        start += n;
+    }
+    for (k, xs) in xb.iter().enumerate() {
+        // SAFETY: `xs` is 16 i16 = 32 readable bytes; `loadu` has no alignment requirement.
+        let xv = unsafe { _mm256_loadu_si256(xs.as_ptr().cast()) };
+        for (a, r) in acc.iter_mut().zip(&rows) {
+            // SAFETY: every row holds at least `xb.len() * STEP` bytes (checked above), and
+            // `k < xb.len()`: the 16 bytes at `k * STEP` are in the row.
+            let wv = unsafe { _mm_loadu_si128(r.as_ptr().add(k * STEP).cast()) };
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(_mm256_cvtepi8_epi16(wv), xv));
+        }
+    }
+    // Pair-wise horizontal adds: lane r of the two halves holds half of row r's sum.
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    let h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    let h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a4, a5), _mm256_hadd_epi32(a6, a7));
+    Some(_mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(h0, h1),
+        _mm256_permute2x128_si256::<0x31>(h0, h1),
+    ))
+}
+
+/// `reference::finish_i8` of eight accumulators in 32-bit lanes, when `requantize_narrow`
+/// applies to all eight (`|acc| < 2^22` and `|mult| < 2^8`, so `|acc · mult| < 2^30`), every
+/// shift is in `1..=30`, and the zero point and clamp bounds are int8 values with
+/// `min <= max`; `None` otherwise (the caller then takes the 64-bit path). The exporter's
+/// snapped scales always take this path.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn requant8_narrow_avx2(
+    acc: __m256i,
+    mult: &[i32; 8],
+    shift: &[u8; 8],
+    rq: &super::Requant<'_>,
+) -> Option<[i8; 8]> {
+    let (min, max) = (i32::from(rq.min), i32::from(rq.max));
+    let zp = rq.out_zero_point;
+    if !(-128..=127).contains(&zp) || min > max {
+        return None;
+    }
+    let m = load_i32x8(mult);
+    // SAFETY: `shift` is 8 readable bytes; `loadl_epi64` reads exactly 8, unaligned.
+    let s = _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(shift.as_ptr().cast()) });
+    let one = _mm256_set1_epi32(1);
+    let too_big = _mm256_or_si256(
+        _mm256_srli_epi32::<22>(_mm256_abs_epi32(acc)),
+        _mm256_srli_epi32::<8>(_mm256_abs_epi32(m)),
+    );
+    let shift_ok = _mm256_and_si256(
+        _mm256_cmpgt_epi32(s, _mm256_setzero_si256()),
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(31), s),
+    );
+    if _mm256_testz_si256(too_big, too_big) == 0 || _mm256_movemask_epi8(shift_ok) != -1 {
+        return None;
+    }
+    // As `requantize_narrow`: p = acc·m exactly; q = (p + 2^(s-1) - 1 + ((p >> s) & 1)) >> s.
+    let p = _mm256_mullo_epi32(acc, m);
+    let half_minus_one = _mm256_sub_epi32(_mm256_sllv_epi32(one, _mm256_sub_epi32(s, one)), one);
+    let lsb = _mm256_and_si256(_mm256_srav_epi32(p, s), one);
+    let q = _mm256_srav_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(p, half_minus_one), lsb),
+        s,
+    );
+    // |q| < 2^30: adding the zero point cannot overflow (the scalar path saturates, to no
+    // effect here).
+    let v = _mm256_add_epi32(q, _mm256_set1_epi32(zp));
+    let v = _mm256_min_epi32(
+        _mm256_max_epi32(v, _mm256_set1_epi32(min)),
+        _mm256_set1_epi32(max),
+    );
+    // In [min, max]: the saturating packs are exact. Within each 128-bit half, bytes 0..4
+    // hold that half's four values.
+    let b = _mm256_packs_epi16(_mm256_packs_epi32(v, v), _mm256_packs_epi32(v, v));
+    let lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)).to_le_bytes();
+    let hi = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(b)).to_le_bytes();
+    let [a0, a1, a2, a3] = lo.map(u8::cast_signed);
+    let [a4, a5, a6, a7] = hi.map(u8::cast_signed);
+    Some([a0, a1, a2, a3, a4, a5, a6, a7])
 }
 
 /// `clamp(requantize(acc, mult, shift) + zp, min, max)` for four outputs at once, equal to
@@ -506,5 +677,74 @@ mod tests {
                 "{acc:?} {mult:?} {shift:?} {rq:?}"
             );
         }
+    }
+
+    /// The eight-lane 32-bit requantisation equals the scalar one whenever it applies, and
+    /// applies to the exporter's kind of parameters.
+    #[test]
+    fn requant8_narrow_matches_scalar() {
+        use super::super::Requant;
+        use core::arch::x86_64::_mm256_loadu_si256;
+        if !super::has_avx2() {
+            return;
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut taken = 0;
+        for case in 0..100_000 {
+            let acc: [i32; 8] = core::array::from_fn(|_| {
+                let r = next();
+                match r % 8 {
+                    0 => (r >> 32) as i32,
+                    1 => {
+                        [(1 << 22) - 1, -(1 << 22) + 1, 1 << 22, -(1 << 22)][(r >> 8) as usize % 4]
+                    }
+                    _ => ((r >> 32) as i32) >> 10,
+                }
+            });
+            let mult: [i32; 8] = core::array::from_fn(|_| {
+                let r = next();
+                if r % 16 == 0 {
+                    (r >> 32) as i32
+                } else {
+                    ((r >> 32) % 255) as i32 - 127
+                }
+            });
+            let shift: [u8; 8] = core::array::from_fn(|_| {
+                let r = next();
+                if r % 16 == 0 {
+                    (r >> 40) as u8
+                } else {
+                    1 + (r >> 40) as u8 % 30
+                }
+            });
+            let (a, b) = ((next() >> 40) as u8 as i8, (next() >> 40) as u8 as i8);
+            let rq = Requant {
+                in_zero_point: 0,
+                out_zero_point: (next() >> 40) as u8 as i8 as i32,
+                multiplier: &mult,
+                shift: &shift,
+                min: a.min(b),
+                max: if case % 7 == 0 { a.min(b) } else { a.max(b) },
+            };
+            // SAFETY: `acc` is 32 readable bytes; `loadu` has no alignment requirement; AVX2
+            // is present (checked above).
+            let v = unsafe { _mm256_loadu_si256(acc.as_ptr().cast()) };
+            // SAFETY: AVX2 is present (checked above).
+            if let Some(got) = unsafe { super::requant8_narrow_avx2(v, &mult, &shift, &rq) } {
+                taken += 1;
+                let want: [i8; 8] = core::array::from_fn(|i| {
+                    super::super::reference::finish_i8(acc[i], i, &rq).unwrap()
+                });
+                assert_eq!(got, want, "{acc:?} {mult:?} {shift:?} {rq:?}");
+            }
+        }
+        // The narrow path must actually have been exercised.
+        assert!(taken > 3_000, "narrow path taken {taken} times");
     }
 }
