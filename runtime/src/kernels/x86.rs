@@ -747,4 +747,74 @@ mod tests {
         // The narrow path must actually have been exercised.
         assert!(taken > 3_000, "narrow path taken {taken} times");
     }
+
+    /// The SSE2 build and the AVX / AVX2 build of each dispatched kernel give the same bits
+    /// (a CPU without AVX2 runs the first), and the f32 Dense equals the reference.
+    #[test]
+    fn sse2_and_avx2_paths_agree() {
+        extern crate std;
+        use super::super::{dense, reference, Requant};
+        use std::{vec, vec::Vec};
+        if !super::has_avx2() {
+            return;
+        }
+        let mut state = 0x0123_4567_89ab_cdefu64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (n_in, n_out) in [(1, 1), (20, 400), (37, 70), (64, 33), (400, 48)] {
+            let w: Vec<f32> = (0..n_in * n_out)
+                .map(|_| (next() >> 40) as f32 / 8e6 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..n_out)
+                .map(|_| (next() >> 40) as f32 / 8e6 - 1.0)
+                .collect();
+            let x: Vec<f32> = (0..n_in)
+                .map(|_| (next() >> 40) as f32 / 8e6 - 1.0)
+                .collect();
+            let mut packed = vec![0.0f32; w.len()];
+            for o in 0..n_out {
+                for i in 0..n_in {
+                    let p = crate::format::dense_panel_index(n_out, n_in, o, i).unwrap();
+                    packed[p] = w[o * n_in + i];
+                }
+            }
+            let mut want = vec![0.0f32; n_out];
+            reference::dense_f32(&w, &b, &x, &mut want);
+            let mut sse = vec![f32::NAN; n_out];
+            dense::dense_f32(&packed, &b, &x, &mut sse, dense::panel_f32_portable);
+            let mut avx = vec![f32::NAN; n_out];
+            dense::dense_f32(&packed, &b, &x, &mut avx, super::panel_f32_avx);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&sse), bits(&want), "{n_in}x{n_out}");
+            assert_eq!(bits(&avx), bits(&want), "{n_in}x{n_out}");
+
+            let wi: Vec<i8> = (0..n_in * n_out)
+                .map(|_| (next() >> 56) as u8 as i8)
+                .collect();
+            let bi: Vec<i32> = (0..n_out).map(|_| (next() >> 48) as i32 - 32768).collect();
+            let xi: Vec<i8> = (0..n_in).map(|_| (next() >> 56) as u8 as i8).collect();
+            let mult: Vec<i32> = (0..n_out).map(|_| 1 + (next() >> 57) as i32).collect();
+            let shift: Vec<u8> = (0..n_out).map(|_| 8 + (next() >> 60) as u8).collect();
+            let rq = Requant {
+                in_zero_point: -3,
+                out_zero_point: 5,
+                multiplier: &mult,
+                shift: &shift,
+                min: -128,
+                max: 127,
+            };
+            let mut want = vec![0i8; n_out];
+            reference::dense_i8(&wi, &bi, &xi, &rq, &mut want);
+            let mut sse = vec![0i8; n_out];
+            dense::dense_i8_rows::<super::Sse2Rows>(&wi, &bi, &xi, &rq, &mut sse);
+            let mut avx = vec![0i8; n_out];
+            super::dense_i8(&wi, &bi, &xi, &rq, &mut avx);
+            assert_eq!(sse, want, "{n_in}x{n_out}");
+            assert_eq!(avx, want, "{n_in}x{n_out}");
+        }
+    }
 }
