@@ -438,8 +438,9 @@ impl Block<'_> {
     }
 }
 
-/// Output values of one channel held by [`conv_transpose2d_i8_f32`] (16 KiB of stack; only on
-/// 64-bit hosts, where the stack is not counted in kilobytes).
+/// Output values of one channel held by [`conv_transpose2d_i8_f32`], and its input widened to
+/// f32 (16 KiB of stack each; only on 64-bit hosts, where the stack is not counted in
+/// kilobytes).
 #[cfg(target_pointer_width = "64")]
 const PLANE: usize = 4096;
 
@@ -507,6 +508,21 @@ where
     let m_total = g.out_ch * taps;
     let mut plane = [0.0f32; PLANE];
     let mut pack = Pack([[0.0f32; MR]; KC]);
+    // The whole input as f32 `x - zp`, once, when it fits: the tiles then run the f32 code.
+    let mut wide = [0.0f32; PLANE];
+    let wide = match g
+        .in_ch
+        .checked_mul(sz.in_plane)
+        .and_then(|n| wide.get_mut(..n))
+    {
+        Some(dst) if x.len() >= dst.len() => {
+            for (d, &v) in dst.iter_mut().zip(x) {
+                *d = (i32::from(v) - zp) as f32;
+            }
+            Some(&*dst)
+        }
+        _ => None,
+    };
     let planes = y.chunks_exact_mut(sz.out_plane).zip(b).take(g.out_ch);
     for (oc, (yc, &bias)) in planes.enumerate() {
         let Some(c) = m.channel(oc) else { return true };
@@ -533,7 +549,11 @@ where
                 tab: &tab,
                 all_rows,
             };
-            block.run(&mut pack, w, x, acc_plane, &I8Tile::<N>(zp));
+            if let Some(xf) = wide {
+                block.run(&mut pack, w, xf, acc_plane, &F32Tile::<N>);
+            } else {
+                block.run(&mut pack, w, x, acc_plane, &I8Tile::<N>(zp));
+            }
             t0 += mr;
         }
         for (yv, &a) in yc.iter_mut().zip(acc_plane.iter()) {
@@ -799,6 +819,65 @@ mod tests {
             assert_eq!(got, want, "in_ch {in_ch}");
             // The sums are large: not all outputs saturate or vanish.
             assert!(got.iter().any(|&v| v != i8::MIN && v != 0), "{got:?}");
+        }
+    }
+
+    /// An int8 input too large to widen on the stack takes the per-tile conversion; the same
+    /// values as the reference either way.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn transposed_int8_with_and_without_the_widened_input() {
+        extern crate std;
+        use std::vec::Vec;
+        for side in [40, 48] {
+            // in_ch · side² = 3,200 (widened once) or 4,608 (> PLANE: tile by tile).
+            let g = ConvGeom {
+                in_ch: 2,
+                in_h: side,
+                in_w: side,
+                out_ch: 3,
+                out_h: side,
+                out_w: side,
+                k_h: 3,
+                k_w: 3,
+                stride_h: 1,
+                stride_w: 1,
+                pad_h: 1,
+                pad_w: 1,
+            };
+            let w: Vec<i8> = values(7, 2 * 3 * 9)
+                .iter()
+                .take(54)
+                .map(|v| (v * 127.0) as i8)
+                .collect();
+            let x: Vec<i8> = values(8, 4096)
+                .iter()
+                .cycle()
+                .take(2 * side * side)
+                .map(|v| (v * 127.0) as i8)
+                .collect();
+            let b = [100, -250, 7];
+            let rq = super::super::Requant {
+                in_zero_point: 3,
+                out_zero_point: -2,
+                multiplier: &[77, 91, 120],
+                shift: &[17, 17, 17],
+                min: -128,
+                max: 127,
+            };
+            let n = 3 * side * side;
+            let mut got = std::vec![0i8; n];
+            let m = super::super::I8Mac { rq: &rq };
+            assert!(super::conv_transpose2d_i8_f32(&m, &g, &w, &b, &x, &mut got));
+            let mut want = std::vec![1i8; n];
+            reference::conv_transpose2d_i8(&g, &w, &b, &x, &rq, &mut want);
+            assert_eq!(got, want, "side {side}");
+            assert!(
+                got.iter()
+                    .filter(|&&v| v != i8::MIN && v != i8::MAX)
+                    .count()
+                    > n / 2
+            );
         }
     }
 }
