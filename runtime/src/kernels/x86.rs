@@ -579,17 +579,22 @@ fn simd_blocks_avx2(blocks: Blocks<'_>) -> [i32; 4] {
 
 #[cfg(test)]
 mod tests {
-    /// The SIMD dot products equal the plain ones for every length 0..=70 (whole blocks, tails
-    /// and rows longer than `x`), with extreme and random values.
-    #[test]
-    fn simd_equals_plain() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
+    /// A xorshift64 stream from `seed` (non-zero).
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut s = seed;
+        move || {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
             s
-        };
+        }
+    }
+
+    /// The SIMD dot products equal the plain ones for every length 0..=70 (whole blocks, tails
+    /// and rows longer than `x`), with extreme and random values.
+    #[test]
+    fn simd_equals_plain() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for n in 0..=70usize {
             for extreme in [false, true] {
                 let mut w = [0i8; 4 * 80];
@@ -631,13 +636,7 @@ mod tests {
         if !super::has_avx2() {
             return;
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let extremes = [
             i32::MIN,
             i32::MIN + 1,
@@ -688,13 +687,7 @@ mod tests {
         if !super::has_avx2() {
             return;
         }
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut taken = 0;
         for case in 0..100_000 {
             let acc: [i32; 8] = core::array::from_fn(|_| {
@@ -709,7 +702,7 @@ mod tests {
             });
             let mult: [i32; 8] = core::array::from_fn(|_| {
                 let r = next();
-                if r % 16 == 0 {
+                if r.is_multiple_of(16) {
                     (r >> 32) as i32
                 } else {
                     ((r >> 32) % 255) as i32 - 127
@@ -717,7 +710,7 @@ mod tests {
             });
             let shift: [u8; 8] = core::array::from_fn(|_| {
                 let r = next();
-                if r % 16 == 0 {
+                if r.is_multiple_of(16) {
                     (r >> 40) as u8
                 } else {
                     1 + (r >> 40) as u8 % 30
@@ -758,13 +751,7 @@ mod tests {
         if !super::has_avx2() {
             return;
         }
-        let mut state = 0x0123_4567_89ab_cdefu64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x0123_4567_89ab_cdef);
         for (n_in, n_out) in [(1, 1), (20, 400), (37, 70), (64, 33), (400, 48)] {
             let w: Vec<f32> = (0..n_in * n_out)
                 .map(|_| (next() >> 40) as f32 / 8e6 - 1.0)
