@@ -215,14 +215,11 @@ pub(crate) fn conv_transpose2d<M: Mac>(
 /// Rows of the f32 transposed-convolution micro-tile: consecutive `(output channel, tap)`
 /// pairs (one output channel of a 4x4 kernel). Four SSE / NEON vectors, two AVX vectors.
 const MR: usize = 16;
-/// Columns of the micro-tile: input pixels sharing each loaded weight vector. Four with AVX
-/// (8 of its 16 vector registers hold the tile), two otherwise (8 SSE / NEON vectors). The
-/// order of every output's additions does not depend on it (the scatter visits pixels in
-/// increasing order either way), so results are the same bits on every target.
-#[cfg(target_feature = "avx")]
-pub(crate) const NR: usize = 4;
-/// See above.
-#[cfg(not(target_feature = "avx"))]
+/// Columns of the micro-tile: input pixels sharing each loaded weight vector. Two in the
+/// portable build (8 SSE / NEON vectors hold the tile); the x86-64 AVX build uses six
+/// (`x86::CONVT_NR`). The order of every output's additions does not depend on it (the
+/// scatter visits pixels in increasing order either way), so results are the same bits on
+/// every target.
 pub(crate) const NR: usize = 2;
 /// Input channels per packed weight block (`KC·MR` f32 = 2 KiB on the stack).
 ///

@@ -95,9 +95,10 @@ fn panel_f32_avx(
     unsafe { run(w, b, x, y) }
 }
 
-/// Pixels per transposed-convolution tile with AVX: 16 rows x 4 pixels are 8 of its 16
-/// registers.
-const CONVT_NR: usize = 4;
+/// Pixels per transposed-convolution tile with AVX: 16 rows x 6 pixels are 12 of its 16
+/// registers (the weights and a broadcast input take 3 more). Measured on the DCGAN generator
+/// against 4, 5, 7 and 8: 6 is the fastest (8 % faster than 4; 7 and 8 spill).
+const CONVT_NR: usize = 6;
 
 /// f32 ConvTranspose2d: [`super::conv::conv_transpose2d_f32_tiles`] compiled for AVX when the
 /// CPU has it (the same bits: the tile width does not change the order of any sum), else the
