@@ -225,7 +225,8 @@ impl super::dense::Rows4 for Avx2Rows {
 
 /// The int8 Dense rows in groups of eight with AVX2 ([`super::dense::Rows4::rows8`]): each
 /// block of 16 widened inputs is loaded once for eight rows, the eight sums are reduced
-/// together into one vector, and requantised four at a time. Only with `xpad` (rows read on to
+/// together into one vector, and requantised eight at a time in 32-bit lanes (four at a time in
+/// 64-bit lanes when the narrow conditions do not hold). Only with `xpad` (rows read on to
 /// a whole number of blocks, as in [`dot4_i8_i16_padded`]); groups whose last row has nothing
 /// after it to read into are left to the four-row path. Returns the rows written.
 #[target_feature(enable = "avx2")]
