@@ -1,7 +1,9 @@
-//! `tinygen-export`: the neutral graph description, the int8 quantizer, and the writers for
-//! ONNX and for the runtime's model file.
+//! `tinygen-export`: the neutral graph description, the int8 quantizer, the writers for ONNX and
+//! for the runtime's model file, and the checks of what they write ([`check`]; tract-onnx behind
+//! the `tract` feature).
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod graph;
 pub mod onnx;
 pub mod quant;

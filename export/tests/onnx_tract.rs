@@ -13,14 +13,12 @@
 //! weight `[C_in, C_out, kH, kW]`, pad order, `output_padding` at the end) would each produce errors
 //! of order one if wrong.
 
-use std::sync::Arc;
-
+use tinygen_export::check::{batch_dims, rel_err, CheckError, Load, Plan, Tract};
 use tinygen_export::onnx::{
     self, export_f32, export_f32_per_layer, to_onnx_f32, write_validation_case, CaseTensor,
     OnnxModel,
 };
 use tinygen_export::{Conv, Graph, Layer, Part, Shape};
-use tract_onnx::prelude::*;
 
 /// Largest allowed `max |tract - ref| / max |ref|` (see the module documentation).
 const REL_TOL: f64 = 1e-5;
@@ -326,41 +324,26 @@ fn ref_forward_all(g: &Graph, z: &[f32], batch: usize) -> Vec<Vec<f64>> {
 // ---------------------------------------------------------------------------------------------
 // tract.
 
-type Runnable = Arc<TypedRunnableModel>;
-
 /// The two tract paths of NOTES §2: decluttered only, and fully optimised.
-fn load(bytes: &[u8]) -> TractResult<[Runnable; 2]> {
-    let model = tract_onnx::onnx().model_for_read(&mut &bytes[..])?;
-    let typed = model.into_typed()?;
-    let plain = typed.clone().into_decluttered()?.into_runnable()?;
-    let opt = typed.into_optimized()?.into_runnable()?;
-    Ok([plain, opt])
+fn load(bytes: &[u8]) -> Result<[Tract; 2], CheckError> {
+    let with = |plan| {
+        Tract::load(
+            "model",
+            bytes,
+            &Load {
+                plan,
+                input_shape: None,
+            },
+        )
+    };
+    Ok([with(Plan::Decluttered)?, with(Plan::Optimized)?])
 }
 
-fn run_f32(model: &Runnable, dims: &[usize], x: &[f32]) -> TractResult<(Vec<usize>, Vec<f32>)> {
-    let out = model.run(tvec!(Tensor::from_shape(dims, x)?.into_tvalue()))?;
-    let shape = out[0].shape().to_vec();
-    let y = out[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
-    Ok((shape, y))
-}
-
-/// `max |got - want| / max |want|`.
-fn rel_err(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(
-        scale > 0.0,
-        "reference output is all zeros: the comparison would be vacuous"
-    );
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0.0f64, |m, (&g, &w)| m.max((g as f64 - w).abs()));
-    diff / scale
-}
-
-fn full_dims(batch: usize, dims: &[usize]) -> Vec<usize> {
-    std::iter::once(batch).chain(dims.iter().copied()).collect()
+/// The first output of a float run: its shape and values.
+fn run_f32(model: &Tract, dims: &[usize], x: &[f32]) -> (Vec<usize>, Vec<f32>) {
+    let out = model.run_all_f32(dims, x).expect("tract runs");
+    let y = out[0].as_f32().expect("a float output").to_vec();
+    (out[0].shape.clone(), y)
 }
 
 /// Runs the whole model in both tract paths for `batch` random samples; returns the worst error.
@@ -368,7 +351,7 @@ fn check_model(
     name: &str,
     g: &Graph,
     model: &OnnxModel,
-    runs: &[Runnable; 2],
+    runs: &[Tract; 2],
     batch: usize,
     seed: u64,
 ) -> f64 {
@@ -378,13 +361,13 @@ fn check_model(
     let want = ref_forward_all(g, &z, batch).pop().unwrap();
     let mut worst = 0.0f64;
     for (path, run) in ["decluttered", "optimized"].iter().zip(runs) {
-        let (shape, y) = run_f32(run, &full_dims(batch, &input.dims), &z).unwrap();
+        let (shape, y) = run_f32(run, &batch_dims(batch, &input.dims), &z);
         assert_eq!(
             shape,
-            full_dims(batch, &output.dims),
+            batch_dims(batch, &output.dims),
             "{name} ({path}) output shape"
         );
-        let err = rel_err(&y, &want);
+        let err = rel_err(&y, &want).expect("comparable outputs");
         println!(
             "{name:>20} batch {batch}: {path:>11} max|tract - f64 ref| / max|ref| = {err:.2e}"
         );
@@ -429,6 +412,7 @@ fn one_model_serves_every_batch_size() {
 fn the_output_declares_its_shape_and_the_batch_is_symbolic() {
     let g = dcgan_generator(3);
     let bytes = to_onnx_f32(&g, "g").unwrap();
+    use tinygen_export::check::tract_onnx::prelude::*;
     let model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).unwrap();
     let typed = model.into_typed().unwrap();
     let in_fact = typed.input_fact(0).unwrap();
@@ -451,10 +435,10 @@ fn per_layer_models_match_the_reference_layer_by_layer() {
             assert_eq!(m.layers, i..i + 1);
             let [_, opt] = load(&m.bytes).unwrap();
             let x: Vec<f32> = acts[i].iter().map(|&v| v as f32).collect();
-            let (shape, y) = run_f32(&opt, &full_dims(batch, &m.inputs[0].dims), &x).unwrap();
+            let (shape, y) = run_f32(&opt, &batch_dims(batch, &m.inputs[0].dims), &x);
             assert_eq!(
                 shape,
-                full_dims(batch, &m.outputs[0].dims),
+                batch_dims(batch, &m.outputs[0].dims),
                 "{name} layer {i}"
             );
             // the reference layer applied to the same f32-rounded input
@@ -464,7 +448,7 @@ fn per_layer_models_match_the_reference_layer_by_layer() {
                 .chunks_exact(shapes[i].len())
                 .flat_map(|s| ref_layer(&g.layers[i], shapes[i], s))
                 .collect();
-            let err = rel_err(&y, &want);
+            let err = rel_err(&y, &want).expect("comparable outputs");
             assert!(
                 err <= REL_TOL,
                 "{name} layer {i} ({}): relative error {err:.3e}",
@@ -487,8 +471,8 @@ fn validation_cases_for_the_float_models() {
         let [_, opt] = load(&model.bytes).unwrap();
         let (input, output) = (&model.inputs[0], &model.outputs[0]);
         let z = Rng(77).vec(batch * input.sample_len(), 1.0);
-        let in_dims = full_dims(batch, &input.dims);
-        let (shape, y) = run_f32(&opt, &in_dims, &z).unwrap();
+        let in_dims = batch_dims(batch, &input.dims);
+        let (shape, y) = run_f32(&opt, &in_dims, &z);
         let case = write_validation_case(
             &dir,
             &format!("f32_{name}"),
@@ -535,21 +519,6 @@ mod int8 {
             .collect()
     }
 
-    fn run_i8(model: &Runnable, dims: &[usize], x: &[i8]) -> Vec<Vec<i8>> {
-        let out = model
-            .run(tvec!(Tensor::from_shape(dims, x).unwrap().into_tvalue()))
-            .unwrap();
-        out.iter()
-            .map(|t| {
-                t.try_as_plain_ram()
-                    .unwrap()
-                    .as_slice::<i8>()
-                    .unwrap()
-                    .to_vec()
-            })
-            .collect()
-    }
-
     /// Number of differing values.
     fn mismatches(got: &[i8], want: &[i8]) -> usize {
         assert_eq!(got.len(), want.len());
@@ -585,25 +554,16 @@ mod int8 {
                 .zip(load(&model.bytes).unwrap())
             {
                 let out = run
-                    .run(tvec!(Tensor::from_shape(
-                        &full_dims(batch, &input.dims),
-                        &z
-                    )
-                    .unwrap()
-                    .into_tvalue()))
+                    .run_all_f32(&batch_dims(batch, &input.dims), &z)
                     .unwrap();
                 // outputs: [float output, z.q, layer 0, ..., layer L-1]
                 let zq: Vec<i8> = sims.iter().flat_map(|s| s.input.clone()).collect();
-                let got = out[1].try_as_plain_ram().unwrap().as_slice::<i8>().unwrap();
+                let got = out[1].as_i8().unwrap();
                 assert_eq!(mismatches(got, &zq), 0, "{name} ({path}): quantized input");
                 let mut total = 0;
                 for i in 0..q.layers.len() {
                     let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
-                    let got = out[2 + i]
-                        .try_as_plain_ram()
-                        .unwrap()
-                        .as_slice::<i8>()
-                        .unwrap();
+                    let got = out[2 + i].as_i8().unwrap();
                     let bad = mismatches(got, &want);
                     assert_eq!(
                         bad,
@@ -615,11 +575,7 @@ mod int8 {
                     total += want.len();
                 }
                 let want: Vec<f32> = sims.iter().flat_map(|s| s.output.clone()).collect();
-                let y = out[0]
-                    .try_as_plain_ram()
-                    .unwrap()
-                    .as_slice::<f32>()
-                    .unwrap();
+                let y = out[0].as_f32().unwrap();
                 let worst = y
                     .iter()
                     .zip(&want)
@@ -656,8 +612,10 @@ mod int8 {
                     .collect();
                 let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
                 let [_, opt] = load(&m.bytes).unwrap();
-                let got = run_i8(&opt, &full_dims(batch, &m.inputs[0].dims), &input);
-                let bad = mismatches(&got[0], &want);
+                let got = opt
+                    .run_i8(&batch_dims(batch, &m.inputs[0].dims), &input)
+                    .unwrap();
+                let bad = mismatches(&got, &want);
                 assert_eq!(
                     bad,
                     0,
@@ -697,8 +655,10 @@ mod int8 {
                     .collect();
                 let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
                 let [_, opt] = load(&m.bytes).unwrap();
-                let got = run_i8(&opt, &full_dims(batch, &m.inputs[0].dims), &input);
-                for (a, b) in got[0].iter().zip(&want) {
+                let got = opt
+                    .run_i8(&batch_dims(batch, &m.inputs[0].dims), &input)
+                    .unwrap();
+                for (a, b) in got.iter().zip(&want) {
                     let d = (i32::from(*a) - i32::from(*b)).abs();
                     assert!(d <= FREE_SCALE_TOL, "{name} layer {i}: {a} vs {b}");
                     off += usize::from(d != 0);
@@ -733,24 +693,17 @@ mod int8 {
             .unwrap();
             let [_, opt] = load(&model.bytes).unwrap();
             let input = &model.inputs[0];
-            let in_dims = full_dims(batch, &input.dims);
+            let in_dims = batch_dims(batch, &input.dims);
             let z = Rng(61).vec(batch * input.sample_len(), 1.0);
-            let out = opt
-                .run(tvec!(Tensor::from_shape(&in_dims, &z)
-                    .unwrap()
-                    .into_tvalue()))
-                .unwrap();
+            let out = opt.run_all_f32(&in_dims, &z).unwrap();
             let mut expected = Vec::new();
             for (e, t) in model.outputs.iter().zip(out.iter()) {
-                let dims = full_dims(batch, &e.dims);
-                let plain = t.try_as_plain_ram().unwrap();
+                let dims = batch_dims(batch, &e.dims);
                 expected.push(match e.elem {
                     onnx::ElemType::F32 => {
-                        CaseTensor::f32(&e.name, &dims, plain.as_slice::<f32>().unwrap().to_vec())
+                        CaseTensor::f32(&e.name, &dims, t.as_f32().unwrap().to_vec())
                     }
-                    onnx::ElemType::I8 => {
-                        CaseTensor::i8(&e.name, &dims, plain.as_slice::<i8>().unwrap().to_vec())
-                    }
+                    onnx::ElemType::I8 => CaseTensor::i8(&e.name, &dims, t.as_i8().unwrap().to_vec()),
                 });
             }
             write_validation_case(
