@@ -47,7 +47,9 @@ const PARTIAL_KEY: &str = "tinygen.partial_epoch";
 pub struct TrainConfig {
     /// The model's architecture and losses.
     pub model: ModelConfig,
-    /// `--data`: an IDX folder or digits CSV; `None` for the built-in 8x8 digits.
+    /// `--data` as given: an IDX folder, a digits CSV file, or a built-in data set's name
+    /// (`builtin:mnist`, `builtin:digits`); `None` for the default, the built-in MNIST-10k (see
+    /// [`TrainConfig::load_data`] for runs written when the default was the 8x8 digits).
     pub data: Option<PathBuf>,
     /// Total epochs.
     pub epochs: u64,
@@ -62,9 +64,15 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Loads the data this configuration names, applies the limits and the model's pixel range.
+    /// Loads the data this configuration names ([`data::load`]), applies the limits and the
+    /// model's pixel range. A configuration without `data` whose model takes 8x8 images was
+    /// written when the built-in 8x8 digits were the default, and still loads them (the default
+    /// now, MNIST-10k, is 28x28).
     pub fn load_data(&self) -> Result<Splits, DataError> {
-        let splits = data::load(self.data.as_deref())?;
+        let splits = match self.data.as_deref() {
+            None if (self.model.height, self.model.width) == (8, 8) => data::builtin_digits()?,
+            given => data::load(given)?,
+        };
         let splits = splits.take(
             self.limit_train.unwrap_or(usize::MAX),
             self.limit_test.unwrap_or(usize::MAX),

@@ -83,7 +83,7 @@ fn mnist_loads_with_plausible_statistics() {
 
 #[test]
 fn builtin_digits_load() {
-    let s = data::load(None).unwrap();
+    let s = data::load(Some(Path::new(data::BUILTIN_DIGITS))).unwrap();
     assert_eq!(s.train.len() + s.test.len(), 1797);
     assert_eq!((s.train.len(), s.test.len()), (1498, 299));
     assert_eq!((s.height(), s.width()), (8, 8));
@@ -96,6 +96,71 @@ fn builtin_digits_load() {
     let f = data::load(Some(&shared_data().join("optdigits/digits.csv.gz"))).unwrap();
     assert_eq!(f.train.images, s.train.images);
     assert_eq!(f.test.labels, s.test.labels);
+}
+
+#[test]
+fn builtin_mnist_is_the_default() {
+    let s = data::load(None).unwrap();
+    assert_eq!((s.train.len(), s.test.len()), (8_000, 2_000));
+    assert_eq!((s.height(), s.width()), (28, 28));
+    assert_eq!(s.train.pixels(), 784);
+    assert_eq!(s.train.name, data::BUILTIN_MNIST_NAME);
+    // The MNIST test set starts 7, 2, 1, 0, 4 and ends 4, 5, 6.
+    assert_eq!(s.train.labels[..5], [7, 2, 1, 0, 4]);
+    assert_eq!(s.test.labels[s.test.len() - 3..], [4, 5, 6]);
+    for split in [&s.train, &s.test] {
+        let mut counts = [0usize; 10];
+        for &l in &split.labels {
+            counts[usize::from(l)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+        assert_eq!(counts.iter().sum::<usize>(), split.len());
+        let (lo, hi) = split
+            .images
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
+        assert_eq!((lo, hi), (0.0, 1.0));
+    }
+    // Deterministic, and the same as `builtin:mnist`.
+    let again = data::load(Some(Path::new(data::BUILTIN_MNIST))).unwrap();
+    assert_eq!(again.train.images, s.train.images);
+    assert_eq!(again.test.images, s.test.images);
+    assert_eq!(again.train.labels, s.train.labels);
+    assert_eq!(again.test.labels, s.test.labels);
+}
+
+#[test]
+fn builtin_mnist_is_the_mnist_test_set() {
+    // The embedded files decompress to the bytes of MNIST's t10k files in ../shared/data (whose
+    // images file has the published MD5 2646ac647ad5339dbf082846283269ea).
+    let ungz = |gz: &[u8]| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    let mnist = shared_data().join("mnist");
+    let images = ungz(data::BUILTIN_MNIST_IMAGES_GZ);
+    assert_eq!(images.len(), 16 + 10_000 * 784);
+    assert!(images == gunzip(&mnist.join("t10k-images-idx3-ubyte.gz")));
+    let labels = ungz(data::BUILTIN_MNIST_LABELS_GZ);
+    assert!(labels == gunzip(&mnist.join("t10k-labels-idx1-ubyte.gz")));
+    // The two splits are the test set's first 8,000 and last 2,000 images, in order.
+    let whole = data::load_idx_pair(
+        &mnist.join("t10k-images-idx3-ubyte.gz"),
+        &mnist.join("t10k-labels-idx1-ubyte.gz"),
+        "mnist",
+    )
+    .unwrap();
+    let s = data::builtin_mnist().unwrap();
+    let n = data::BUILTIN_MNIST_TRAIN;
+    assert_eq!(s.train.images, whole.images.slice(ndarray::s![..n, ..]));
+    assert_eq!(s.test.images, whole.images.slice(ndarray::s![n.., ..]));
+    assert_eq!(s.train.labels, whole.labels[..n]);
+    assert_eq!(s.test.labels, whole.labels[n..]);
 }
 
 #[test]
@@ -287,7 +352,7 @@ fn csv_bad_row_names_the_line() {
 
 #[test]
 fn png_grid_round_trip() {
-    let s = data::builtin()
+    let s = data::builtin_digits()
         .unwrap()
         .train
         .take(10)

@@ -1,4 +1,4 @@
-//! Training-loop tests on the built-in 8x8 digits: every model learns, runs are deterministic,
+//! Training-loop tests on the built-in 8x8 digits (`builtin:digits`): every model learns, runs are deterministic,
 //! a resumed run equals an uninterrupted one, the NaN guard fires, and a loaded run lowers to
 //! graphs that compute what the trainer computes.
 
@@ -54,13 +54,39 @@ fn config(kind: ModelKind, epochs: u64, splits: &Splits) -> TrainConfig {
     }
     TrainConfig {
         model,
-        data: None,
+        data: Some(tinygen_trainer::data::BUILTIN_DIGITS.into()),
         epochs,
         seed: 7,
         batch_size: if kind.has_discriminator() { 64 } else { 128 },
         limit_train: None,
         limit_test: None,
     }
+}
+
+#[test]
+fn data_none_is_mnist_10k_except_in_old_8x8_runs() {
+    let digits = tinygen_trainer::data::builtin_digits().unwrap();
+    let mut cfg = config(ModelKind::Vae, 1, &digits);
+    let loaded = cfg.load_data().unwrap();
+    assert_eq!(
+        (loaded.height(), loaded.width(), loaded.train.len()),
+        (8, 8, 1498)
+    );
+    // A run written when the 8x8 digits were the default: no `data`, an 8x8 model.
+    cfg.data = None;
+    let json = serde_json::to_string(&cfg).unwrap();
+    assert!(json.contains("\"data\":null"), "{json}");
+    let old: TrainConfig = serde_json::from_str(&json).unwrap();
+    let loaded = old.load_data().unwrap();
+    assert_eq!(
+        (loaded.height(), loaded.width(), loaded.train.len()),
+        (8, 8, 1498)
+    );
+    // Any other model shape without `data` gets the default, MNIST-10k.
+    cfg.model = ModelConfig::defaults(ModelKind::Vae, 28, 28);
+    let loaded = cfg.load_data().unwrap();
+    assert_eq!((loaded.height(), loaded.width()), (28, 28));
+    assert_eq!((loaded.train.len(), loaded.test.len()), (8_000, 2_000));
 }
 
 fn train(dir: &Path, cfg: TrainConfig) -> Vec<EpochReport> {
@@ -101,7 +127,7 @@ fn initial_test_loss(cfg: &TrainConfig, splits: &Splits) -> Losses {
 fn vae_test_loss_falls_to_at_most_0_8_of_initial() {
     for kind in [ModelKind::Vae, ModelKind::VaeConv] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(kind, 4, &tinygen_trainer::data::builtin().unwrap());
+        let cfg = config(kind, 4, &tinygen_trainer::data::builtin_digits().unwrap());
         let splits = cfg.load_data().unwrap();
         let initial = initial_test_loss(&cfg, &splits).values[0];
         let reports = train(dir.path(), cfg);
@@ -151,7 +177,11 @@ fn gans_move_their_samples_towards_the_data() {
         (ModelKind::VaeGan, 4),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(kind, epochs, &tinygen_trainer::data::builtin().unwrap());
+        let cfg = config(
+            kind,
+            epochs,
+            &tinygen_trainer::data::builtin_digits().unwrap(),
+        );
         let splits = cfg.load_data().unwrap();
         let mut fresh =
             Model::new(&cfg.model, &mut Xoshiro256PlusPlus::seed_from_u64(cfg.seed)).unwrap();
@@ -181,7 +211,7 @@ fn gans_move_their_samples_towards_the_data() {
 #[test]
 fn same_seed_gives_the_same_losses_bit_for_bit() {
     for kind in [ModelKind::Vae, ModelKind::Gan] {
-        let splits = tinygen_trainer::data::builtin().unwrap();
+        let splits = tinygen_trainer::data::builtin_digits().unwrap();
         let mut cfg = config(kind, 2, &splits);
         cfg.model.ema = Some(0.9);
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -201,7 +231,7 @@ fn same_seed_gives_the_same_losses_bit_for_bit() {
 #[test]
 fn resume_after_interruption_equals_uninterrupted_run() {
     for kind in [ModelKind::Vae, ModelKind::Gan, ModelKind::Dcgan] {
-        let splits = tinygen_trainer::data::builtin().unwrap();
+        let splits = tinygen_trainer::data::builtin_digits().unwrap();
         let mut cfg = config(kind, 3, &splits);
         if kind == ModelKind::Gan {
             cfg.model.ema = Some(0.95);
@@ -270,7 +300,7 @@ fn resume_after_interruption_equals_uninterrupted_run() {
 
 #[test]
 fn nan_guard_names_epoch_step_and_loss() {
-    let splits = tinygen_trainer::data::builtin().unwrap();
+    let splits = tinygen_trainer::data::builtin_digits().unwrap();
     let mut cfg = config(ModelKind::Vae, 2, &splits);
     cfg.model.lr_g = 1e30;
     let dir = tempfile::tempdir().unwrap();
@@ -302,7 +332,7 @@ fn nan_guard_names_epoch_step_and_loss() {
 
 #[test]
 fn resume_refuses_another_model() {
-    let splits = tinygen_trainer::data::builtin().unwrap();
+    let splits = tinygen_trainer::data::builtin_digits().unwrap();
     let dir = tempfile::tempdir().unwrap();
     train(dir.path(), config(ModelKind::Vae, 1, &splits));
     let err = Run::resume(dir.path(), Some(ModelKind::Gan), None)
@@ -346,7 +376,7 @@ fn run_mlp_graph(g: &Graph, z: &[f32]) -> Vec<f32> {
 
 #[test]
 fn loaded_run_lowers_to_graphs_that_match_the_trainer() {
-    let splits = tinygen_trainer::data::builtin().unwrap();
+    let splits = tinygen_trainer::data::builtin_digits().unwrap();
     for kind in [
         ModelKind::Vae,
         ModelKind::Gan,

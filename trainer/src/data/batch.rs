@@ -35,8 +35,8 @@ impl Batch<'_> {
 /// Batches are copied into buffers allocated once, in [`Batcher::new`].
 ///
 /// ```
-/// # use tinygen_trainer::data::{builtin, Batcher};
-/// let data = builtin().unwrap();
+/// # use tinygen_trainer::data::{builtin_digits, Batcher};
+/// let data = builtin_digits().unwrap();
 /// let mut batches = Batcher::new(&data.train, 128, 42).unwrap();
 /// for epoch in 0..2 {
 ///     batches.start_epoch(epoch);
@@ -151,11 +151,11 @@ fn epoch_seed(seed: u64, epoch: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::builtin;
+    use crate::data::builtin_digits;
 
     #[test]
     fn covers_every_image_once_per_epoch() {
-        let data = builtin().unwrap().train;
+        let data = builtin_digits().unwrap().train;
         let mut b = Batcher::new(&data, 100, 7).unwrap();
         assert_eq!(b.batches_per_epoch(), data.len().div_ceil(100));
         let mut seen = vec![0u32; data.len()];
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn order_depends_on_seed_and_epoch_only() {
-        let data = builtin().unwrap().train;
+        let data = builtin_digits().unwrap().train;
         let first = |seed: u64, epoch: u64| {
             let mut b = Batcher::new(&data, 16, seed).unwrap();
             b.start_epoch(epoch);
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn drop_last_and_sequential() {
-        let data = builtin().unwrap().test.take(10);
+        let data = builtin_digits().unwrap().test.take(10);
         let mut b = Batcher::new(&data, 4, 0).unwrap().drop_last(true);
         assert_eq!(b.batches_per_epoch(), 2);
         let mut sizes = Vec::new();
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn buffer_is_not_reallocated() {
-        let data = builtin().unwrap().train;
+        let data = builtin_digits().unwrap().train;
         let mut b = Batcher::new(&data, 32, 0).unwrap();
         let p0 = b.next_batch().unwrap().images.as_ptr();
         let p1 = b.next_batch().unwrap().images.as_ptr();

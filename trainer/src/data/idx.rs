@@ -176,6 +176,44 @@ fn load_file(path: &Path, rank: u8) -> Result<IdxFile, DataError> {
 pub fn load_idx_pair(images: &Path, labels: &Path, name: &str) -> Result<Dataset, DataError> {
     let img = load_file(images, 3)?;
     let lab = load_file(labels, 1)?;
+    let (height, width) = check_pair(&img, &lab, images, labels)?;
+    to_dataset(&img.data, lab.data, height, width, name)
+}
+
+/// Parses an IDX image file and an IDX label file from memory (each gzip or raw) and splits them
+/// in order: the first `n_train` images (all, if there are fewer) are the training split, the
+/// rest the test split. Pixels are scaled from 0..255 to `[0, 1]`. The paths only name the
+/// sources in errors.
+pub(super) fn parse_idx_splits(
+    images: &[u8],
+    labels: &[u8],
+    images_path: &Path,
+    labels_path: &Path,
+    n_train: usize,
+    name: &str,
+) -> Result<Splits, DataError> {
+    let img = parse_idx(images, 3, images_path)?;
+    let mut lab = parse_idx(labels, 1, labels_path)?;
+    let (height, width) = check_pair(&img, &lab, images_path, labels_path)?;
+    let n_train = n_train.min(lab.data.len());
+    let test_labels = lab.data.split_off(n_train);
+    // img.data holds n * height * width bytes (checked by parse_idx and check_pair).
+    let (train_pixels, test_pixels) = img.data.split_at(n_train * height * width);
+    Ok(Splits {
+        train: to_dataset(train_pixels, lab.data, height, width, name)?,
+        test: to_dataset(test_pixels, test_labels, height, width, name)?,
+    })
+}
+
+/// Checks that an image file (n, height, width) and a label file (n) hold the same number of
+/// samples; returns `(height, width)`.
+fn check_pair(
+    img: &IdxFile,
+    lab: &IdxFile,
+    images: &Path,
+    labels: &Path,
+) -> Result<(usize, usize), DataError> {
+    // parse_idx returned exactly `rank` dimensions: 3 for images, 1 for labels.
     let (n, height, width) = (img.dims[0], img.dims[1], img.dims[2]);
     let n_labels = lab.dims[0];
     if n != n_labels {
@@ -186,11 +224,21 @@ pub fn load_idx_pair(images: &Path, labels: &Path, name: &str) -> Result<Dataset
             n_labels,
         });
     }
-    // n * height * width == img.data.len() was checked by parse_idx.
-    let pixels: Vec<f32> = img.data.iter().map(|&b| f32::from(b) / 255.0).collect();
+    Ok((height, width))
+}
+
+/// One split from `labels.len()` images of `height * width` bytes each, scaled to `[0, 1]`.
+fn to_dataset(
+    pixels: &[u8],
+    labels: Vec<u8>,
+    height: usize,
+    width: usize,
+    name: &str,
+) -> Result<Dataset, DataError> {
+    let pixels: Vec<f32> = pixels.iter().map(|&b| f32::from(b) / 255.0).collect();
     Ok(Dataset {
-        images: Array2::from_shape_vec((n, height * width), pixels)?,
-        labels: lab.data,
+        images: Array2::from_shape_vec((labels.len(), height * width), pixels)?,
+        labels,
         height,
         width,
         name: name.to_string(),

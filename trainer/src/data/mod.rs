@@ -1,10 +1,18 @@
-//! Data sets: IDX files (MNIST, Fashion-MNIST, EMNIST, KMNIST), the UCI 8x8 digits CSV, a built-in
-//! default data set, normalisation and seeded mini-batch iteration.
+//! Data sets: IDX files (MNIST, Fashion-MNIST, EMNIST, KMNIST), the UCI 8x8 digits CSV, two
+//! built-in data sets, normalisation and seeded mini-batch iteration.
 //!
 //! Every loader returns [`Splits`] (a train and a test [`Dataset`]) with pixels in `[0, 1]`, one
 //! image per row of `images` (row-major `height * width` pixels). [`Dataset::set_range`] maps them
 //! to `[-1, 1]` for generators that end in `tanh`. [`Batcher`] walks a data set in a shuffled order
 //! that depends only on `(seed, epoch)`, copying each mini-batch into buffers it keeps.
+//!
+//! Two data sets are compiled into the binary, so training needs no download ([`load`] picks one
+//! by name):
+//! - `builtin:mnist`, the default when `--data` is left out: the MNIST test set (10,000 images of
+//!   28x28), the first 8,000 images as the training split and the last 2,000 as the test split
+//!   ([`builtin_mnist`]);
+//! - `builtin:digits`: the UCI 8x8 digits (1,797 images), 1,498 train and 299 test
+//!   ([`builtin_digits`]); small enough for tests that train in a second.
 //!
 //! Bad input never panics: every problem is a [`DataError`] that names the file, says what was
 //! wrong and what to do.
@@ -21,16 +29,49 @@ pub use batch::{Batch, Batcher};
 pub use csv::{load_digits_csv, parse_digits_csv, CSV_COLUMNS, CSV_MAX_PIXEL};
 pub use idx::{load_idx_dir, load_idx_pair, parse_idx, IdxFile, MAX_IDX_DATA_BYTES};
 
-/// The built-in default data set: the UCI optical recognition of handwritten digits, 8x8 pixels
-/// with values 0..16, as scikit-learn ships it (`digits.csv.gz`, 1,797 images).
+/// The MNIST test images (`t10k-images-idx3-ubyte.gz`: 10,000 images of 28x28 bytes, gzip IDX),
+/// half of the default data set [`builtin_mnist`].
+///
+/// Y. LeCun, C. Cortes, C. J. C. Burges, "The MNIST database of handwritten digits",
+/// <http://yann.lecun.com/exdb/mnist/>. Licensed under CC BY-SA 3.0
+/// (<https://creativecommons.org/licenses/by-sa/3.0/>); unchanged (the uncompressed file has the
+/// published MD5 `2646ac647ad5339dbf082846283269ea`). See `trainer/assets/README.md`.
+pub static BUILTIN_MNIST_IMAGES_GZ: &[u8] =
+    include_bytes!("../../assets/t10k-images-idx3-ubyte.gz");
+
+/// The MNIST test labels (`t10k-labels-idx1-ubyte.gz`: 10,000 bytes 0..9, gzip IDX), the other
+/// half of [`builtin_mnist`]. Authors and license as [`BUILTIN_MNIST_IMAGES_GZ`].
+pub static BUILTIN_MNIST_LABELS_GZ: &[u8] =
+    include_bytes!("../../assets/t10k-labels-idx1-ubyte.gz");
+
+/// The built-in 8x8 digits: the UCI optical recognition of handwritten digits, 8x8 pixels with
+/// values 0..16, as scikit-learn ships it (`digits.csv.gz`, 1,797 images); [`builtin_digits`].
 ///
 /// E. Alpaydin, C. Kaynak (1998), UCI Machine Learning Repository, <https://doi.org/10.24432/C50P49>.
 /// Licensed under CC BY 4.0 (<https://creativecommons.org/licenses/by/4.0/>); unchanged.
 /// See `trainer/assets/README.md`.
 pub static BUILTIN_DIGITS_CSV_GZ: &[u8] = include_bytes!("../../assets/digits.csv.gz");
 
-/// The name the built-in data set reports, also used in its error messages in place of a path.
-pub const BUILTIN_NAME: &str = "optdigits (built-in)";
+/// The `--data` value that names [`builtin_mnist`], the default (the same as leaving `--data`
+/// out).
+pub const BUILTIN_MNIST: &str = "builtin:mnist";
+
+/// The `--data` value that names [`builtin_digits`].
+pub const BUILTIN_DIGITS: &str = "builtin:digits";
+
+/// `--data` values starting with this are names of built-in data sets, never paths (write
+/// `./builtin:...` for a file of such a name).
+pub const BUILTIN_PREFIX: &str = "builtin:";
+
+/// The name [`builtin_mnist`] reports, also used in its error messages in place of a path.
+pub const BUILTIN_MNIST_NAME: &str = "mnist-10k (built-in)";
+
+/// The name [`builtin_digits`] reports, also used in its error messages in place of a path.
+pub const BUILTIN_DIGITS_NAME: &str = "optdigits (built-in)";
+
+/// Images of [`builtin_mnist`]'s training split: the first 8,000 of the MNIST test set; the last
+/// 2,000 are its test split.
+pub const BUILTIN_MNIST_TRAIN: usize = 8_000;
 
 /// The range pixel values are stored in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,8 +121,9 @@ pub enum DataError {
     /// `--data` names a path that does not exist.
     #[error(
         "data path {path} does not exist; pass --data with a folder of IDX files \
-         (train-images-idx3-ubyte.gz and its three siblings, as MNIST ships them) or a digits \
-         CSV(.gz) file, or leave --data out to use the built-in 8x8 digits"
+         (train-images-idx3-ubyte.gz and its three siblings, as MNIST ships them), a digits \
+         CSV(.gz) file, or a built-in data set: builtin:mnist (MNIST-10k, 28x28; the default when \
+         --data is left out) or builtin:digits (UCI 8x8 digits)"
     )]
     PathNotFound {
         /// The path given.
@@ -92,13 +134,23 @@ pub enum DataError {
         "expected {wanted} (or {wanted}.gz) in {dir}; get MNIST (or Fashion-MNIST, KMNIST, EMNIST) \
          as the four IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, \
          t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz into one folder and pass it with \
-         --data, or leave --data out to use the built-in 8x8 digits"
+         --data, or leave --data out to use the built-in MNIST-10k"
     )]
     IdxFileMissing {
         /// The folder searched.
         dir: PathBuf,
         /// The standard file name that was looked for.
         wanted: &'static str,
+    },
+    /// `--data` starts with `builtin:` but names no built-in data set.
+    #[error(
+        "{name:?} is not a built-in data set; the built-in data sets are builtin:mnist (MNIST-10k, \
+         28x28; the default when --data is left out) and builtin:digits (UCI 8x8 digits); to read \
+         a file or folder whose name starts with \"builtin:\", write it as ./{name}"
+    )]
+    UnknownBuiltin {
+        /// The value given.
+        name: String,
     },
     /// An IDX folder holds several candidates for one of the four files.
     #[error(
@@ -327,7 +379,7 @@ pub struct Dataset {
     pub height: usize,
     /// Image width in pixels.
     pub width: usize,
-    /// A short name for reports ("mnist", "optdigits (built-in)", ...).
+    /// A short name for reports ("mnist", "mnist-10k (built-in)", "optdigits (built-in)", ...).
     pub name: String,
     /// The range `images` is in.
     pub range: PixelRange,
@@ -480,21 +532,56 @@ impl Splits {
     }
 }
 
-/// The built-in 8x8 digits, split as [`parse_digits_csv`] documents (1,498 train, 299 test).
-pub fn builtin() -> Result<Splits, DataError> {
-    parse_digits_csv(
-        BUILTIN_DIGITS_CSV_GZ,
-        Path::new("<built-in digits.csv.gz>"),
-        BUILTIN_NAME,
+/// The built-in default data set, MNIST-10k: the MNIST test set (10,000 images of 28x28 with
+/// labels 0..9, [`BUILTIN_MNIST_IMAGES_GZ`]) split without an RNG into the first
+/// [`BUILTIN_MNIST_TRAIN`] (8,000) images for training and the last 2,000 for testing. The MNIST
+/// test set's first 5,000 images come from NIST's cleaner SD-3 writers and the last 5,000 from
+/// SD-1, so the test split is somewhat harder than the training split. Pixels 0..255 are scaled
+/// to `[0, 1]`.
+pub fn builtin_mnist() -> Result<Splits, DataError> {
+    idx::parse_idx_splits(
+        BUILTIN_MNIST_IMAGES_GZ,
+        BUILTIN_MNIST_LABELS_GZ,
+        Path::new("<built-in t10k-images-idx3-ubyte.gz>"),
+        Path::new("<built-in t10k-labels-idx1-ubyte.gz>"),
+        BUILTIN_MNIST_TRAIN,
+        BUILTIN_MNIST_NAME,
     )
 }
 
-/// Loads what `--data` names: `None` gives the built-in digits; a folder is read as IDX files
-/// ([`load_idx_dir`]); a file is read as a digits CSV, gzip or plain ([`load_digits_csv`]).
+/// The built-in 8x8 digits (`builtin:digits`), split as [`parse_digits_csv`] documents
+/// (1,498 train, 299 test).
+pub fn builtin_digits() -> Result<Splits, DataError> {
+    parse_digits_csv(
+        BUILTIN_DIGITS_CSV_GZ,
+        Path::new("<built-in digits.csv.gz>"),
+        BUILTIN_DIGITS_NAME,
+    )
+}
+
+/// The built-in 8x8 digits: the same as [`builtin_digits`] (its name from before MNIST-10k became
+/// the default; the default is [`builtin_mnist`]).
+pub fn builtin() -> Result<Splits, DataError> {
+    builtin_digits()
+}
+
+/// Loads what `--data` names: `None` or `builtin:mnist` gives [`builtin_mnist`] (the default),
+/// `builtin:digits` gives [`builtin_digits`], any other `builtin:` name is an error; a folder is
+/// read as IDX files ([`load_idx_dir`]); a file is read as a digits CSV, gzip or plain
+/// ([`load_digits_csv`]).
 pub fn load(data: Option<&Path>) -> Result<Splits, DataError> {
     let Some(path) = data else {
-        return builtin();
+        return builtin_mnist();
     };
+    if let Some(name) = path.to_str().filter(|s| s.starts_with(BUILTIN_PREFIX)) {
+        return match name {
+            BUILTIN_MNIST => builtin_mnist(),
+            BUILTIN_DIGITS => builtin_digits(),
+            _ => Err(DataError::UnknownBuiltin {
+                name: name.to_string(),
+            }),
+        };
+    }
     let meta = std::fs::metadata(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::PathNotFound {
@@ -550,7 +637,7 @@ mod tests {
 
     #[test]
     fn builtin_splits_and_ranges() {
-        let s = builtin().unwrap();
+        let s = builtin_digits().unwrap();
         assert_eq!(s.train.len() + s.test.len(), 1797);
         assert_eq!((s.height(), s.width()), (8, 8));
         let lo = s.train.images.iter().cloned().fold(f32::INFINITY, f32::min);
@@ -575,7 +662,7 @@ mod tests {
 
     #[test]
     fn take_and_subset() {
-        let s = builtin().unwrap();
+        let s = builtin_digits().unwrap();
         let t = s.train.take(10);
         assert_eq!(t.len(), 10);
         assert_eq!(t.labels, s.train.labels[..10]);
@@ -608,12 +695,41 @@ mod tests {
     }
 
     #[test]
+    fn load_picks_builtin_sets_by_name() {
+        let s = load(Some(Path::new(BUILTIN_DIGITS))).unwrap();
+        assert_eq!((s.train.len(), s.test.len()), (1498, 299));
+        assert_eq!((s.height(), s.width()), (8, 8));
+        assert_eq!(s.train.name, BUILTIN_DIGITS_NAME);
+
+        for name in [
+            "builtin:xyz",
+            "builtin:",
+            "builtin:MNIST",
+            "builtin:digits/",
+        ] {
+            let err = load(Some(Path::new(name))).unwrap_err();
+            assert!(matches!(err, DataError::UnknownBuiltin { .. }), "{err:?}");
+            let msg = err.to_string();
+            for needle in [name, BUILTIN_MNIST, BUILTIN_DIGITS, "./"] {
+                assert!(msg.contains(needle), "{name}: {msg}");
+            }
+        }
+        // A path that only contains the prefix further on is a path.
+        let err = load(Some(Path::new("./builtin:xyz"))).unwrap_err();
+        assert!(matches!(err, DataError::PathNotFound { .. }), "{err:?}");
+    }
+
+    #[test]
     fn load_missing_path_is_clear() {
         let err = load(Some(Path::new("/nonexistent/tinygen-data"))).unwrap_err();
         assert!(matches!(err, DataError::PathNotFound { .. }));
         let msg = err.to_string();
         assert!(
             msg.contains("/nonexistent/tinygen-data") && msg.contains("--data"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(BUILTIN_MNIST) && msg.contains(BUILTIN_DIGITS),
             "{msg}"
         );
     }
