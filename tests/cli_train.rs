@@ -45,6 +45,8 @@ fn trains_a_vae_on_builtin_digits_then_resumes() {
     let o = tinygen(&[
         "train",
         "vae",
+        "--data",
+        "builtin:digits",
         "--epochs",
         "2",
         "--threads",
@@ -54,6 +56,9 @@ fn trains_a_vae_on_builtin_digits_then_resumes() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("epoch 2/2"), "{}", text(&o));
+    // The reserved name is stored as given, so the run resumes on the same data.
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(config.contains("\"builtin:digits\""), "{config}");
     for f in [
         "config.json",
         "checkpoint.safetensors",
@@ -74,6 +79,8 @@ fn trains_a_vae_on_builtin_digits_then_resumes() {
     let o = tinygen(&[
         "train",
         "vae",
+        "--data",
+        "builtin:digits",
         "--epochs",
         "2",
         "--out",
@@ -104,6 +111,37 @@ fn trains_a_vae_on_builtin_digits_then_resumes() {
     assert!(o.status.success(), "{}", text(&o));
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn trains_on_the_builtin_mnist_10k_without_data() {
+    let dir = scratch("default-data");
+    let out = dir.join("run");
+    let o = tinygen(&[
+        "train",
+        "vae",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "64",
+        "--batch-size",
+        "64",
+        "--hidden",
+        "32",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    let compact: String = config.split_whitespace().collect();
+    for needle in ["\"data\":null", "\"height\":28", "\"width\":28"] {
+        assert!(compact.contains(needle), "{needle} missing:\n{config}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -155,9 +193,22 @@ fn bad_inputs_fail_cleanly() {
     ]);
     assert_clean_failure(&o, "config.json");
     let o = tinygen(&[
-        "train", "dcgan", "--epochs", "1", "--ema", "1.5", "--out", out,
+        "train",
+        "dcgan",
+        "--data",
+        "builtin:digits",
+        "--epochs",
+        "1",
+        "--ema",
+        "1.5",
+        "--out",
+        out,
     ]);
     assert_clean_failure(&o, "--ema");
+    let o = tinygen(&["train", "vae", "--data", "builtin:xyz", "--out", out]);
+    for needle in ["builtin:xyz", "builtin:mnist", "builtin:digits"] {
+        assert_clean_failure(&o, needle);
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -168,6 +219,8 @@ fn absurd_learning_rate_stops_with_the_nan_guard() {
     let o = tinygen(&[
         "train",
         "vae",
+        "--data",
+        "builtin:digits",
         "--epochs",
         "2",
         "--lr",

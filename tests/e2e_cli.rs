@@ -14,11 +14,13 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
-/// Trains a small VAE through the command line (two steps of 64 built-in digits).
+/// Trains a small VAE through the command line (two steps of 64 built-in 8x8 digits).
 fn train_cli(run: &Path) {
     let o = tinygen(&[
         "train",
         "vae",
+        "--data",
+        "builtin:digits",
         "--epochs",
         "1",
         "--limit-train",

@@ -73,7 +73,8 @@ samples.png (fixed latents), and for VAEs reconstructions_epoch_NNN.png and reco
 Ctrl-C saves a checkpoint and stops; --resume continues exactly where it stopped.
 
 Examples:
-  tinygen train vae --epochs 2                       # built-in 8x8 digits, runs/vae
+  tinygen train vae --epochs 2                       # built-in MNIST-10k (28x28), runs/vae
+  tinygen train vae --data builtin:digits --epochs 20  # built-in UCI 8x8 digits (fast)
   tinygen train vae --data ~/mnist --epochs 10 --threads 1
   tinygen train dcgan --data ~/mnist --ema 0.999 --out runs/dcgan
   tinygen train vae --data ~/mnist --epochs 20 --resume   # continue runs/vae to 20 epochs")]
@@ -83,8 +84,10 @@ pub struct Args {
     pub model: ModelArg,
 
     /// Training data: a folder of IDX files (MNIST, Fashion-MNIST, ...: train-images-idx3-ubyte[.gz]
-    /// and friends) or a UCI digits CSV file. Default: the built-in 8x8 digits.
-    #[arg(long, value_name = "DIR|FILE")]
+    /// and friends), a UCI digits CSV file, or a built-in data set: builtin:mnist (the MNIST test
+    /// set, 10,000 28x28 images: the first 8,000 train, the last 2,000 test) or builtin:digits
+    /// (UCI 8x8 digits, 1,797 images: 1,498 train, 299 test). Default: builtin:mnist.
+    #[arg(long, value_name = "DIR|FILE|builtin:NAME")]
     pub data: Option<PathBuf>,
 
     /// Total number of epochs (with --resume: train until this many are done).

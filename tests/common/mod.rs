@@ -43,7 +43,7 @@ pub fn tiny_config(kind: ModelKind, epochs: u64, limit_train: Option<usize>) -> 
     }
     TrainConfig {
         model,
-        data: None,
+        data: Some(tinygen_trainer::data::BUILTIN_DIGITS.into()),
         epochs,
         seed: 11,
         batch_size: 64,
