@@ -64,9 +64,10 @@ if selected m4f-trained-i8; then
     ( cd "$ROOT" && CARGO_TARGET_DIR="$CLI_TDIR" cargo test --quiet --workspace --no-run )
     TINYGEN="$CLI_TDIR/debug/tinygen"
   fi
-  echo "== trained model: tinygen train vae (built-in 8x8 digits, 1 epoch) + export --int8"
+  echo "== trained model: tinygen train vae (built-in 8x8 digits, builtin:digits, 1 epoch) + export --int8"
   rm -rf "$OUT/trained-run" "$OUT/trained-export"
-  "$TINYGEN" train vae --epochs 1 --seed 1 --threads 1 --out "$OUT/trained-run" | sed 's/^/   /'
+  "$TINYGEN" train vae --data builtin:digits --epochs 1 --seed 1 --threads 1 --out "$OUT/trained-run" \
+    | sed 's/^/   /'
   "$TINYGEN" export "$OUT/trained-run" --int8 --out "$OUT/trained-export" | sed 's/^/   /'
   GEN_ARGS=(--from-file "trained-i8=$OUT/trained-export/decoder.int8.tgm")
 fi
