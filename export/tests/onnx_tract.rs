@@ -703,7 +703,9 @@ mod int8 {
                     onnx::ElemType::F32 => {
                         CaseTensor::f32(&e.name, &dims, t.as_f32().unwrap().to_vec())
                     }
-                    onnx::ElemType::I8 => CaseTensor::i8(&e.name, &dims, t.as_i8().unwrap().to_vec()),
+                    onnx::ElemType::I8 => {
+                        CaseTensor::i8(&e.name, &dims, t.as_i8().unwrap().to_vec())
+                    }
                 });
             }
             write_validation_case(

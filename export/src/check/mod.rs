@@ -106,7 +106,7 @@ pub fn batch_dims(n: usize, dims: &[usize]) -> Vec<usize> {
 /// returns the outputs concatenated, `output_len()` values per sample.
 pub fn run_runtime(model: &Model<'_>, x: &[f32]) -> Result<Vec<f32>, CheckError> {
     let (k, m) = (model.latent_len(), model.output_len());
-    if k == 0 || x.len() % k != 0 {
+    if k == 0 || !x.len().is_multiple_of(k) {
         return Err(CheckError::InputLength {
             len: x.len(),
             sample: k,
@@ -130,12 +130,14 @@ pub fn run_model_file(bytes: &[u8], x: &[f32]) -> Result<Vec<f32>, CheckError> {
 /// `max |got - want|` and `max |want|` over two slices (compared up to the shorter one). A NaN
 /// difference counts as infinite: NaN anywhere must fail a comparison, never pass it.
 pub fn max_diff<W: Copy + Into<f64>>(got: &[f32], want: &[W]) -> (f64, f64) {
-    got.iter().zip(want).fold((0.0f64, 0.0f64), |(d, s), (&x, &y)| {
-        let y: f64 = y.into();
-        let diff = (f64::from(x) - y).abs();
-        let diff = if diff.is_nan() { f64::INFINITY } else { diff };
-        (d.max(diff), s.max(y.abs()))
-    })
+    got.iter()
+        .zip(want)
+        .fold((0.0f64, 0.0f64), |(d, s), (&x, &y)| {
+            let y: f64 = y.into();
+            let diff = (f64::from(x) - y).abs();
+            let diff = if diff.is_nan() { f64::INFINITY } else { diff };
+            (d.max(diff), s.max(y.abs()))
+        })
 }
 
 /// `max |got - want| / max |want|` (NaN counts as an infinite error). Normalising by the
@@ -162,7 +164,10 @@ mod tests {
 
     #[test]
     fn max_diff_counts_nan_as_infinite() {
-        assert_eq!(max_diff(&[1.0, f32::NAN], &[1.0f32, 2.0]), (f64::INFINITY, 2.0));
+        assert_eq!(
+            max_diff(&[1.0, f32::NAN], &[1.0f32, 2.0]),
+            (f64::INFINITY, 2.0)
+        );
         assert_eq!(max_diff(&[1.0, 3.5], &[1.0f64, -2.0]), (5.5, 2.0));
     }
 

@@ -161,7 +161,11 @@ impl Tract {
         self.run_all(shape, x)
     }
 
-    fn run_all<T: Datum + Copy>(&self, shape: &[usize], x: &[T]) -> Result<Vec<Output>, CheckError> {
+    fn run_all<T: Datum + Copy>(
+        &self,
+        shape: &[usize],
+        x: &[T],
+    ) -> Result<Vec<Output>, CheckError> {
         (|| -> TractResult<Vec<Output>> {
             let input = Tensor::from_shape(shape, x)?;
             let out = self.plan.run(tvec!(input.into_tvalue()))?;
