@@ -12,13 +12,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use tinygen_export::check::tract_onnx::prelude::{tvec, IntoTValue, Tensor};
+use tinygen_export::check::{max_diff, run_runtime, Load, Plan, Tract};
 use tinygen_export::graph::{Conv, Graph, Layer, Part, Shape};
 use tinygen_export::quant::{self, QuantOptions};
 use tinygen_export::tgm::{self, AlignedBytes};
 use tinygen_runtime::kernels::{self, ConvGeom};
 use tinygen_runtime::model::Model;
 use tinygen_runtime::rng::Rng;
-use tract_onnx::prelude::*;
 
 /// Largest allowed |runtime f32 - tract| on any output. Both add the same products in different
 /// orders (up to 3136 terms of Kaiming-scale weights) and use different tanh/sigmoid
@@ -95,33 +96,24 @@ fn dcgan_generator() -> Graph {
     }
 }
 
-/// An optimized tract plan with the input fixed to batch 1.
-fn tract_plan(graph: &Graph, name: &str) -> Arc<TypedRunnableModel> {
-    let onnx = tinygen_export::onnx::to_onnx_f32(graph, name).expect("ONNX export");
-    // Flat latents are [N, latent] in ONNX.
-    let dims = [1usize, graph.input.len()];
-    tract_onnx::onnx()
-        .model_for_read(&mut &onnx[..])
-        .expect("tract reads the ONNX")
-        .with_input_fact(0, f32::fact(dims).into())
-        .expect("input fact")
-        .into_typed()
-        .expect("typed")
-        .into_optimized()
-        .expect("optimized")
-        .into_runnable()
-        .expect("runnable")
+/// The ONNX bytes in tract, optimised, with the input fixed to `shape` (batch 1).
+fn tract_batch1(name: &str, onnx: &[u8], shape: &[usize]) -> Tract {
+    Tract::load(
+        name,
+        onnx,
+        &Load {
+            plan: Plan::Optimized,
+            input_shape: Some(shape.to_vec()),
+        },
+    )
+    .expect("tract loads the ONNX")
 }
 
-fn tract_run(plan: &Arc<TypedRunnableModel>, z: &[f32]) -> Vec<f32> {
-    let input = Tensor::from_shape(&[1, z.len()], z).expect("input tensor");
-    let out = plan.run(tvec!(input.into_tvalue())).expect("tract run");
-    out[0]
-        .try_as_plain_ram()
-        .expect("plain output")
-        .as_slice::<f32>()
-        .expect("f32 output")
-        .to_vec()
+/// An optimized tract plan of `graph` with the input fixed to batch 1.
+fn tract_plan(graph: &Graph, name: &str) -> Tract {
+    let onnx = tinygen_export::onnx::to_onnx_f32(graph, name).expect("ONNX export");
+    // Flat latents are [N, latent] in ONNX.
+    tract_batch1(name, &onnx, &[1, graph.input.len()])
 }
 
 /// One model ready to run in all three engines.
@@ -129,7 +121,7 @@ struct Case {
     name: &'static str,
     f32_file: AlignedBytes,
     i8_file: AlignedBytes,
-    plan: Arc<TypedRunnableModel>,
+    plan: Tract,
     z: Vec<f32>,
 }
 
@@ -153,25 +145,21 @@ impl Case {
     /// Runtime f32 and tract agree on this latent (and on a few more).
     fn check(&self) {
         let model = Model::parse(&self.f32_file).expect("parse f32");
-        let mut arena = vec![0u8; model.arena_bytes()];
-        let mut out = vec![0f32; model.output_len()];
         let mut rng = Rng::seed_from_u64(7);
-        let mut worst = 0.0f32;
+        let mut worst = 0.0f64;
         for i in 0..8 {
             let z = if i == 0 {
                 self.z.clone()
             } else {
                 gaussian(&mut rng, self.z.len(), 1.0)
             };
-            model.run(&z, &mut arena, &mut out).expect("runtime run");
-            let t = tract_run(&self.plan, &z);
+            let out = run_runtime(&model, &z).expect("runtime run");
+            let t = self.plan.run_f32(&[1, z.len()], &z).expect("tract run");
             assert_eq!(t.len(), out.len(), "{}: output lengths", self.name);
-            for (a, b) in out.iter().zip(&t) {
-                worst = worst.max((a - b).abs());
-            }
+            worst = worst.max(max_diff(&out, &t).0);
         }
         assert!(
-            worst < F32_VS_TRACT_TOL,
+            worst < f64::from(F32_VS_TRACT_TOL),
             "{}: runtime f32 vs tract max abs diff {worst:e}",
             self.name
         );
@@ -193,7 +181,7 @@ fn runners<'a>(case: &'a Case) -> Vec<(&'static str, Runner<'a>)> {
     let mut f32_out = vec![0f32; f32_model.output_len()];
     let mut i8_out = vec![0f32; i8_model.output_len()];
     let z = &case.z;
-    let plan = &case.plan;
+    let plan = case.plan.runnable();
     let input = Tensor::from_shape(&[1, z.len()], z).expect("input tensor");
     vec![
         (
@@ -232,7 +220,7 @@ struct ConvTCase {
     w: Vec<f32>,
     b: Vec<f32>,
     x: Vec<f32>,
-    plan: Arc<TypedRunnableModel>,
+    plan: Tract,
 }
 
 impl ConvTCase {
@@ -267,17 +255,7 @@ impl ConvTCase {
             layers: vec![layer.clone()],
         };
         let onnx = tinygen_export::onnx::export_f32(&graph, "convt").expect("ONNX export");
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut &onnx.bytes[..])
-            .expect("tract reads the ONNX")
-            .with_input_fact(0, f32::fact([1usize, 64, 7, 7]).into())
-            .expect("input fact")
-            .into_typed()
-            .expect("typed")
-            .into_optimized()
-            .expect("optimized")
-            .into_runnable()
-            .expect("runnable");
+        let plan = tract_batch1("convt", &onnx.bytes, &[1, 64, 7, 7]);
         let case = ConvTCase {
             g,
             w: c.weight.clone(),
@@ -287,18 +265,13 @@ impl ConvTCase {
         };
         let mut y = vec![f32::NAN; 32 * 196];
         kernels::conv_transpose2d_f32(&case.g, &case.w, &case.b, &case.x, &mut y);
-        let input = Tensor::from_shape(&[1, 64, 7, 7], &case.x).expect("input");
-        let out = case.plan.run(tvec!(input.into_tvalue())).expect("tract");
-        let t = out[0]
-            .try_as_plain_ram()
-            .expect("plain")
-            .as_slice::<f32>()
-            .expect("f32");
-        let worst = y
-            .iter()
-            .zip(t)
-            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(worst < F32_VS_TRACT_TOL, "convt: max abs diff {worst:e}");
+        let t = case.plan.run_f32(&[1, 64, 7, 7], &case.x).expect("tract");
+        assert_eq!(t.len(), y.len(), "convt: output lengths");
+        let (worst, _) = max_diff(&y, &t);
+        assert!(
+            worst < f64::from(F32_VS_TRACT_TOL),
+            "convt: max abs diff {worst:e}"
+        );
         case
     }
 
@@ -324,6 +297,7 @@ impl ConvTCase {
                 Box::new(move || {
                     black_box(
                         self.plan
+                            .runnable()
                             .run(tvec!(input.clone().into_tvalue()))
                             .expect("tract"),
                     );

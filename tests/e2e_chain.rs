@@ -16,15 +16,14 @@
 mod common;
 
 use common::*;
+use tinygen_export::check::{batch_dims, rel_err, run_model_file, Tract};
 use tinygen_export::graph::{Graph, Part};
 use tinygen_export::onnx::{
     export_f32, export_qdq, export_qdq_per_layer, to_onnx_qdq, CaseTensor, QdqOptions,
 };
 use tinygen_export::quant::{quantize, simulate, QuantGraph, QuantOptions, Simulation};
-use tinygen_export::tgm::{self, AlignedBytes};
-use tinygen_runtime::model::Model as RtModel;
+use tinygen_export::tgm;
 use tinygen_trainer::models::{Model, ModelKind};
-use tract_onnx::prelude::*;
 
 /// Largest allowed |tract - runtime| per layer in int8 steps with free scales: the device
 /// requantizes with a Q31 multiplier, tract with `round_half_even(f32 product / s_out)`, so a value
@@ -35,21 +34,6 @@ const FREE_SCALE_TOL: i32 = 1;
 const BATCH: usize = 8;
 /// Calibration inputs for the int8 ranges.
 const CALIBRATION: usize = 64;
-
-/// Runs a model file on every input through the runtime.
-fn runtime_run(file: &[u8], x: &[f32], len: usize) -> Vec<f32> {
-    let bytes = AlignedBytes::new(file);
-    let m = RtModel::parse(&bytes).expect("the model file parses");
-    let mut arena = vec![0u8; m.arena_bytes()];
-    let mut out = vec![0f32; x.len() / len * m.output_len()];
-    for (z, y) in x
-        .chunks_exact(len)
-        .zip(out.chunks_exact_mut(m.output_len()))
-    {
-        m.run(z, &mut arena, y).expect("the runtime runs");
-    }
-    out
-}
 
 /// Inputs for a part: latents `N(0, 1)` for a generator, test images for the others.
 fn inputs(part: Part, g: &Graph, images: &ndarray::Array2<f32>, n: usize, seed: u64) -> Vec<f32> {
@@ -99,7 +83,10 @@ fn per_layer(
             .collect();
         let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
         let in_dims = batch_dims(sims.len(), &m.inputs[0].dims);
-        let got = tract_i8(&tract(&m.bytes), &in_dims, &input);
+        let got = Tract::from_bytes(&m.bytes)
+            .expect("tract loads the model")
+            .run_i8(&in_dims, &input)
+            .expect("tract runs");
         assert_eq!(got.len(), want.len(), "{name} layer {i}: output length");
         for (a, b) in got.iter().zip(&want) {
             let d = (i32::from(*a) - i32::from(*b)).abs();
@@ -138,7 +125,10 @@ fn check_kind(kind: ModelKind) {
         // Float ONNX in tract.
         let f = export_f32(&g, &name).expect("float ONNX");
         let in_dims = batch_dims(BATCH, &f.inputs[0].dims);
-        let want = tract_f32(&tract(&f.bytes), &in_dims, &x);
+        let want = Tract::from_bytes(&f.bytes)
+            .expect("tract loads the model")
+            .run_f32(&in_dims, &x)
+            .expect("tract runs");
         case(
             &name,
             &f.bytes,
@@ -154,7 +144,7 @@ fn check_kind(kind: ModelKind) {
         if part == Part::Generator {
             let z = ndarray::Array2::from_shape_vec((BATCH, len), x.clone()).unwrap();
             let y: Vec<f32> = model.generate(z.view()).iter().copied().collect();
-            let err = rel_err(&y, &want);
+            let err = rel_err(&y, &want).expect("comparable outputs");
             println!("{name:>28}: trainer f32 vs tract      {err:.2e} relative");
             assert!(
                 err <= F32_REL_TOL,
@@ -164,8 +154,8 @@ fn check_kind(kind: ModelKind) {
 
         // 2. runtime f32 == tract.
         let f32_file = tgm::write_f32(&g).expect("f32 model file");
-        let got = runtime_run(&f32_file, &x, len);
-        let err = rel_err(&got, &want);
+        let got = run_model_file(&f32_file, &x).expect("the runtime runs");
+        let err = rel_err(&got, &want).expect("comparable outputs");
         println!("{name:>28}: runtime f32 vs tract      {err:.2e} relative");
         assert!(
             err <= F32_REL_TOL,
@@ -185,7 +175,7 @@ fn check_kind(kind: ModelKind) {
             .map(|z| simulate(&q, z).expect("runtime int8"))
             .collect();
         // The runtime's own `run` gives the same output as its inspected run.
-        let device = runtime_run(&int8_file, &x, len);
+        let device = run_model_file(&int8_file, &x).expect("the runtime runs");
         let inspected: Vec<f32> = sims.iter().flat_map(|s| s.output.clone()).collect();
         assert!(
             device
@@ -195,7 +185,10 @@ fn check_kind(kind: ModelKind) {
             "{name}: run vs run_inspect"
         );
         let qdq = to_onnx_qdq(&q, &format!("{name}.int8")).expect("QDQ ONNX");
-        let whole = tract_f32(&tract(&qdq), &in_dims, &x);
+        let whole = Tract::from_bytes(&qdq)
+            .expect("tract loads the model")
+            .run_f32(&in_dims, &x)
+            .expect("tract runs");
         // Dequantised outputs `(q - zp) * 2^-k` are exact in f32: equal floats are equal int8 values.
         let differ = device.iter().zip(&whole).filter(|(a, b)| a != b).count();
         assert_eq!(
@@ -217,10 +210,9 @@ fn check_kind(kind: ModelKind) {
             },
         )
         .expect("QDQ ONNX");
-        let outs = tract(&debug.bytes)
-            .run(tvec!(Tensor::from_shape(&in_dims, &x)
-                .unwrap()
-                .into_tvalue()))
+        let outs = Tract::from_bytes(&debug.bytes)
+            .expect("tract loads the model")
+            .run_all_f32(&in_dims, &x)
             .expect("tract runs");
         assert_eq!(
             outs.len(),
@@ -233,12 +225,7 @@ fn check_kind(kind: ModelKind) {
             whole,
         )];
         for (k, t) in outs.iter().enumerate().skip(1) {
-            let got = t
-                .try_as_plain_ram()
-                .unwrap()
-                .as_slice::<i8>()
-                .unwrap()
-                .to_vec();
+            let got = t.as_i8().expect("an int8 tensor").to_vec();
             let want: Vec<i8> = sims
                 .iter()
                 .flat_map(|s| {

@@ -10,10 +10,10 @@
 mod common;
 
 use common::*;
+use tinygen_export::check::run_model_file;
 use tinygen_export::graph::Part;
 use tinygen_export::quant::{quantize, QuantOptions};
-use tinygen_export::tgm::{self, AlignedBytes};
-use tinygen_runtime::model::Model as RtModel;
+use tinygen_export::tgm;
 use tinygen_trainer::models::ModelKind;
 
 /// Smallest acceptable int8-vs-f32 PSNR of the trained VAE decoder (see the module docs).
@@ -21,20 +21,6 @@ const PSNR_FLOOR_DB: f64 = 30.0;
 
 /// Latents in the comparison, as in BENCHMARKS.md.
 const LATENTS: usize = 1000;
-
-fn run_all(file: &[u8], z: &[f32], latent: usize) -> Vec<f32> {
-    let bytes = AlignedBytes::new(file);
-    let m = RtModel::parse(&bytes).unwrap();
-    let mut arena = vec![0u8; m.arena_bytes()];
-    let mut out = vec![0f32; z.len() / latent * m.output_len()];
-    for (x, y) in z
-        .chunks_exact(latent)
-        .zip(out.chunks_exact_mut(m.output_len()))
-    {
-        m.run(x, &mut arena, y).unwrap();
-    }
-    out
-}
 
 #[test]
 fn trained_vae_decoder_int8_psnr_is_above_the_floor() {
@@ -50,8 +36,8 @@ fn trained_vae_decoder_int8_psnr_is_above_the_floor() {
         .collect();
     let q = quantize(&g, &calibration, &QuantOptions::default()).unwrap();
     let z = gaussian(200, LATENTS, latent);
-    let a = run_all(&tgm::write_f32(&g).unwrap(), &z, latent);
-    let b = run_all(&tgm::write_int8(&q).unwrap(), &z, latent);
+    let a = run_model_file(&tgm::write_f32(&g).unwrap(), &z).unwrap();
+    let b = run_model_file(&tgm::write_int8(&q).unwrap(), &z).unwrap();
     let mse = a
         .iter()
         .zip(&b)

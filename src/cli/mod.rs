@@ -1,7 +1,6 @@
-//! Subcommands of the `tinygen` command line, one module each; `main` dispatches to
-//! `cli::<command>::run(args)`.
+//! Subcommands of the `tinygen` command line, one module each: the arguments and what is printed.
+//! `main` dispatches to `cli::<command>::run(args)`; the work is in the `tinygen` library.
 pub mod export;
-mod files;
 pub mod sample;
 pub mod train;
 pub mod verify;

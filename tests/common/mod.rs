@@ -1,17 +1,16 @@
-//! Helpers shared by the end-to-end tests: tiny training runs on the built-in 8x8 digits, tract
-//! runs, seeded inputs, comparisons and validation cases for `tools/validate_onnx.py`.
+//! Helpers shared by the end-to-end tests: tiny training runs on the built-in 8x8 digits, seeded
+//! inputs and validation cases for `tools/validate_onnx.py`. tract runs, runtime runs and
+//! comparisons are `tinygen_export::check`'s, as `tinygen verify` uses them.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use tinygen_export::onnx::{write_validation_case, CaseTensor};
 use tinygen_runtime::rng::Rng;
 use tinygen_trainer::models::{Model, ModelConfig, ModelKind};
 use tinygen_trainer::train::{load_run, Outcome, Run, Silent, TrainConfig};
-use tract_onnx::prelude::*;
 
 /// Largest allowed `max |a - b| / max |reference|` between two f32 implementations of the same
 /// graph (trainer, runtime f32, tract). All compute in f32 and add the same products in different
@@ -68,64 +67,6 @@ pub fn gaussian(seed: u64, n: usize, len: usize) -> Vec<f32> {
     let mut z = vec![0f32; n * len];
     Rng::seed_from_u64(seed).fill_gaussian(&mut z);
     z
-}
-
-/// `[n, dims...]`.
-pub fn batch_dims(n: usize, dims: &[usize]) -> Vec<usize> {
-    std::iter::once(n).chain(dims.iter().copied()).collect()
-}
-
-pub type Runnable = Arc<TypedRunnableModel>;
-
-/// The ONNX bytes loaded and optimised by tract.
-pub fn tract(bytes: &[u8]) -> Runnable {
-    tract_onnx::onnx()
-        .model_for_read(&mut &bytes[..])
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .expect("tract loads the model")
-}
-
-/// Runs a float-input model; returns the first output flattened.
-pub fn tract_f32(model: &Runnable, dims: &[usize], x: &[f32]) -> Vec<f32> {
-    let out = model
-        .run(tvec!(Tensor::from_shape(dims, x)
-            .expect("shape")
-            .into_tvalue()))
-        .expect("tract runs");
-    out[0]
-        .try_as_plain_ram()
-        .and_then(|t| t.as_slice::<f32>().map(<[f32]>::to_vec))
-        .expect("f32 output")
-}
-
-/// Runs an int8-input model; returns the first output flattened.
-pub fn tract_i8(model: &Runnable, dims: &[usize], x: &[i8]) -> Vec<i8> {
-    let out = model
-        .run(tvec!(Tensor::from_shape(dims, x)
-            .expect("shape")
-            .into_tvalue()))
-        .expect("tract runs");
-    out[0]
-        .try_as_plain_ram()
-        .and_then(|t| t.as_slice::<i8>().map(<[i8]>::to_vec))
-        .expect("i8 output")
-}
-
-/// `max |got - want| / max |want|`; panics if `want` is all zeros (a vacuous comparison) or the
-/// lengths differ. NaN counts as an infinite error.
-pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len(), "output lengths");
-    let scale = want.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-    assert!(
-        scale > 0.0,
-        "reference output is all zeros: the comparison would be vacuous"
-    );
-    let diff = got.iter().zip(want).fold(0.0f64, |m, (&g, &w)| {
-        let d = (f64::from(g) - f64::from(w)).abs();
-        m.max(if d.is_nan() { f64::INFINITY } else { d })
-    });
-    diff / scale
 }
 
 /// Where validation cases go: `$TINYGEN_ONNX_CASES`, or nowhere.

@@ -1,0 +1,667 @@
+//! The work of `tinygen export`: lowers a trained part to the neutral graph and writes the float
+//! ONNX, the f32 model file, optionally the int8 QDQ ONNX and int8 model file (calibrated on
+//! latents or test images), `model.rs` and a report; returns what it wrote and the int8-vs-f32
+//! quality for the command line to print.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tinygen_export::check;
+use tinygen_export::graph::{Graph, Layer, Part, Shape};
+use tinygen_export::onnx;
+use tinygen_export::quant::{self, QLayer, QLinear, QParams, QuantGraph, QuantOptions};
+use tinygen_export::tgm;
+use tinygen_runtime::model::OutputRange;
+use tinygen_runtime::rng::Rng;
+use tinygen_trainer::models::ModelKind;
+use tinygen_trainer::train::TrainConfig;
+
+use crate::files::{self, ModelFile};
+
+/// Calibration inputs used when `--calib` is not given.
+pub const DEFAULT_CALIBRATION: usize = 512;
+
+/// What to export, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Run folder written by `tinygen train`.
+    pub run: PathBuf,
+    /// Output folder (created if needed); `None`: `RUN/export`.
+    pub out: Option<PathBuf>,
+    /// The part to export.
+    pub part: Part,
+    /// Also write the int8 model (`NAME.int8.onnx`, `NAME.int8.tgm`).
+    pub int8: bool,
+    /// Calibration inputs for the int8 activation ranges (and the int8-vs-f32 figures).
+    pub calib: usize,
+    /// Free activation and weight scales instead of the bit-exact scale rule.
+    pub free_scales: bool,
+    /// Seed of the calibration latents.
+    pub seed: u64,
+}
+
+impl ExportOptions {
+    /// The defaults of `tinygen export RUN`: the decoder (generator), f32 only, into `RUN/export`.
+    pub fn new(run: impl Into<PathBuf>) -> ExportOptions {
+        ExportOptions {
+            run: run.into(),
+            out: None,
+            part: Part::Generator,
+            int8: false,
+            calib: DEFAULT_CALIBRATION,
+            free_scales: false,
+            seed: 0,
+        }
+    }
+
+    /// The output folder: `out`, or `RUN/export`.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| self.run.join("export"))
+    }
+}
+
+/// File stem of an exported part.
+pub fn part_name(kind: ModelKind, part: Part) -> &'static str {
+    match part {
+        Part::Generator if kind.is_vae() => "decoder",
+        Part::Generator => "generator",
+        Part::Encoder => "encoder",
+        Part::Discriminator => "discriminator",
+    }
+}
+
+/// The name of a part on the command line (`--part`): "decoder" is the generator of a GAN too.
+pub fn part_arg(part: Part) -> &'static str {
+    match part {
+        Part::Generator => "decoder",
+        Part::Encoder => "encoder",
+        Part::Discriminator => "discriminator",
+    }
+}
+
+/// A step of an export in progress, for a caller that reports progress.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ExportStep<'a> {
+    /// The part is lowered and checked; files are about to be written.
+    Started {
+        /// File stem of the part.
+        name: &'static str,
+        /// The run's model kind.
+        kind: ModelKind,
+        /// The graph being exported.
+        graph: &'a Graph,
+        /// The output folder.
+        out: &'a Path,
+    },
+    /// int8 calibration and quantisation start.
+    Calibrating {
+        /// The calibration set.
+        calibration: &'a Calibration,
+        /// Free scales (`true`) or the bit-exact rule.
+        free_scales: bool,
+    },
+}
+
+/// One file `export` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// File name inside the output folder.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: usize,
+    /// For a model file, the arena it needs (bytes).
+    pub arena_bytes: Option<usize>,
+}
+
+/// The calibration set and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// The inputs, one vector per sample.
+    pub inputs: Vec<Vec<f32>>,
+    /// Where they came from, for the report ("latents z ~ N(0, 1), seed 0").
+    pub what: String,
+}
+
+/// The int8 half of an export.
+#[derive(Debug, Clone)]
+pub struct Int8Export {
+    /// The quantised graph written to `NAME.int8.onnx` and `NAME.int8.tgm`.
+    pub graph: QuantGraph,
+    /// int8 vs f32 on the calibration inputs.
+    pub quality: Quality,
+}
+
+/// What `export` did.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    /// File stem of the part (`decoder`, `generator`, `encoder`, `discriminator`).
+    pub name: &'static str,
+    /// The run's model kind.
+    pub kind: ModelKind,
+    /// The output folder.
+    pub out: PathBuf,
+    /// The exported graph.
+    pub graph: Graph,
+    /// Every file written, in order.
+    pub files: Vec<WrittenFile>,
+    /// Trainable values of the graph ([`parameters`]).
+    pub parameters: usize,
+    /// Multiply-accumulates per sample ([`macs`]).
+    pub macs: usize,
+    /// The calibration set (used for int8 only).
+    pub calibration: Calibration,
+    /// The int8 model and its quality, with `int8`.
+    pub int8: Option<Int8Export>,
+    /// `export-report.md`.
+    pub report: PathBuf,
+}
+
+/// Writes `bytes` to `dir/name` and records it.
+fn write(
+    files: &mut Vec<WrittenFile>,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    arena_bytes: Option<usize>,
+) -> Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    files.push(WrittenFile {
+        name: name.to_owned(),
+        bytes: bytes.len(),
+        arena_bytes,
+    });
+    Ok(())
+}
+
+/// Exports as `tinygen export` does, silently; see [`export_run_with`].
+pub fn export_run(opts: &ExportOptions) -> Result<ExportSummary> {
+    export_run_with(opts, &mut |_| {})
+}
+
+/// Exports the part `opts.part` of the run `opts.run` into [`ExportOptions::out_dir`]:
+/// `NAME.onnx`, `NAME.tgm`, with `int8` `NAME.int8.onnx` and `NAME.int8.tgm`, then `model.rs`
+/// and `export-report.md`. `on_step` hears of each step as it starts.
+pub fn export_run_with(
+    opts: &ExportOptions,
+    on_step: &mut dyn FnMut(ExportStep<'_>),
+) -> Result<ExportSummary> {
+    if opts.calib == 0 {
+        bail!("calibration set is empty (--calib 0); give at least one input, e.g. --calib {DEFAULT_CALIBRATION}");
+    }
+    let (cfg, trained) = files::open_run(&opts.run)?;
+    let kind = cfg.model.kind;
+    let part = opts.part;
+    if !trained.parts().contains(&part) {
+        let have: Vec<&str> = trained.parts().iter().map(|&p| part_arg(p)).collect();
+        bail!(
+            "{}: a {kind} model has no {} to export; it has: {}",
+            opts.run.display(),
+            part_arg(part),
+            have.join(", ")
+        );
+    }
+    let name = part_name(kind, part);
+    let graph = trained.graph(part).with_context(|| {
+        format!(
+            "lowering the {name} of {} to the export graph",
+            opts.run.display()
+        )
+    })?;
+    graph.validate().with_context(|| {
+        format!(
+            "the {name} of {} is not a graph the exporter supports",
+            opts.run.display()
+        )
+    })?;
+    let out = opts.out_dir();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    on_step(ExportStep::Started {
+        name,
+        kind,
+        graph: &graph,
+        out: &out,
+    });
+
+    let mut written = Vec::new();
+    let onnx_f32 = onnx::to_onnx_f32(&graph, name).with_context(|| {
+        format!("writing {name}.onnx: the ONNX writer cannot express the {name}")
+    })?;
+    write(&mut written, &out, &format!("{name}.onnx"), &onnx_f32, None)?;
+    let tgm_f32 = tgm::write_f32(&graph)
+        .with_context(|| format!("writing {name}.tgm: the runtime cannot express the {name}"))?;
+    let f32_file = {
+        let path = out.join(format!("{name}.tgm"));
+        std::fs::write(&path, &tgm_f32).with_context(|| format!("writing {}", path.display()))?;
+        ModelFile::open(&path)?
+    };
+    let f32_model = f32_file.model()?;
+    written.push(WrittenFile {
+        name: format!("{name}.tgm"),
+        bytes: tgm_f32.len(),
+        arena_bytes: Some(f32_model.arena_bytes()),
+    });
+    let mut model_rs = vec![(
+        format!("{name}.tgm"),
+        tgm::model_rs(&f32_model, &format!("{name}.tgm")),
+    )];
+
+    let calibration = calibration_inputs(&cfg, part, &graph, opts.calib, opts.seed)?;
+    let mut int8 = None;
+    if opts.int8 {
+        on_step(ExportStep::Calibrating {
+            calibration: &calibration,
+            free_scales: opts.free_scales,
+        });
+        let q = quant::quantize(
+            &graph,
+            &calibration.inputs,
+            &QuantOptions {
+                free_scales: opts.free_scales,
+            },
+        )
+        .with_context(|| format!("quantizing the {name} to int8"))?;
+        let onnx_q = onnx::to_onnx_qdq(&q, &format!("{name}.int8")).with_context(|| {
+            format!("writing {name}.int8.onnx: the QDQ writer cannot express the {name}")
+        })?;
+        write(
+            &mut written,
+            &out,
+            &format!("{name}.int8.onnx"),
+            &onnx_q,
+            None,
+        )?;
+        let tgm_q = tgm::write_int8(&q).with_context(|| format!("writing {name}.int8.tgm"))?;
+        let path = out.join(format!("{name}.int8.tgm"));
+        std::fs::write(&path, &tgm_q).with_context(|| format!("writing {}", path.display()))?;
+        let file = ModelFile::open(&path)?;
+        let arena = file.model()?.arena_bytes();
+        written.push(WrittenFile {
+            name: format!("{name}.int8.tgm"),
+            bytes: tgm_q.len(),
+            arena_bytes: Some(arena),
+        });
+        model_rs.push((
+            format!("{name}.int8.tgm"),
+            tgm::model_rs(&file.model()?, &format!("{name}.int8.tgm")),
+        ));
+        let flat: Vec<f32> = calibration.inputs.iter().flatten().copied().collect();
+        let quality = quality(&f32_file, &file, &flat)?;
+        int8 = Some(Int8Export { graph: q, quality });
+    }
+
+    let rs = model_rs_file(&model_rs);
+    write(&mut written, &out, "model.rs", rs.as_bytes(), None)?;
+    let report = report(
+        opts,
+        &cfg,
+        name,
+        &graph,
+        &written,
+        &calibration,
+        int8.as_ref(),
+    );
+    write(
+        &mut written,
+        &out,
+        "export-report.md",
+        report.as_bytes(),
+        None,
+    )?;
+
+    Ok(ExportSummary {
+        name,
+        kind,
+        report: out.join("export-report.md"),
+        out,
+        parameters: parameters(&graph),
+        macs: macs(&graph).unwrap_or(0),
+        graph,
+        files: written,
+        calibration,
+        int8,
+    })
+}
+
+fn calibration_inputs(
+    cfg: &TrainConfig,
+    part: Part,
+    graph: &Graph,
+    n: usize,
+    seed: u64,
+) -> Result<Calibration> {
+    if part == Part::Generator {
+        let mut rng = Rng::seed_from_u64(seed);
+        let inputs = (0..n)
+            .map(|_| {
+                let mut z = vec![0f32; graph.input.len()];
+                rng.fill_gaussian(&mut z);
+                z
+            })
+            .collect();
+        return Ok(Calibration {
+            inputs,
+            what: format!("latents z ~ N(0, 1), seed {seed}"),
+        });
+    }
+    let splits = cfg
+        .load_data()
+        .context("loading the run's data set for the calibration images")?;
+    let images = &splits.test.images;
+    if images.ncols() != graph.input.len() {
+        bail!(
+            "the run's test images have {} pixels, the {:?} takes {} inputs",
+            images.ncols(),
+            part,
+            graph.input.len()
+        );
+    }
+    let inputs: Vec<Vec<f32>> = images
+        .rows()
+        .into_iter()
+        .take(n)
+        .map(|r| r.to_vec())
+        .collect();
+    if inputs.is_empty() {
+        bail!("calibration set is empty: the run's test split has no images");
+    }
+    let what = format!("test images of the run's data set (first {})", inputs.len());
+    Ok(Calibration { inputs, what })
+}
+
+/// int8-vs-f32 output quality, both through the runtime.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    /// PSNR of the int8 outputs against the f32 ones, peak = the output range's width.
+    pub psnr_db: f64,
+    /// Largest absolute difference.
+    pub max_error: f64,
+    /// The same in int8 output steps.
+    pub max_error_steps: f64,
+    /// Root mean square difference.
+    pub rmse: f64,
+    /// The peak used for the PSNR.
+    pub peak: f64,
+}
+
+/// Runs the f32 and the int8 model file through the runtime on `inputs` (flat, one input after
+/// another) and compares the outputs; the PSNR's peak is the width of the output range the
+/// f32 file records.
+pub fn quality(f32_file: &ModelFile, int8_file: &ModelFile, inputs: &[f32]) -> Result<Quality> {
+    let range = f32_file.model()?.output_range();
+    let a = files::run_runtime(f32_file, inputs)?;
+    let b = files::run_runtime(int8_file, inputs)?;
+    let (max_error, _) = check::max_diff(&b, &a);
+    let mse = a
+        .iter()
+        .zip(&b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len().max(1) as f64;
+    let peak = match range {
+        OutputRange::ZeroOne => 1.0,
+        OutputRange::MinusOneOne => 2.0,
+        OutputRange::Unbounded => {
+            let (lo, hi) = a
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(f64::from(v)), hi.max(f64::from(v)))
+                });
+            (hi - lo).max(f64::MIN_POSITIVE)
+        }
+    };
+    let scale = int8_file
+        .model()?
+        .output_quantization()
+        .map_or(1.0, |(s, _)| f64::from(s));
+    Ok(Quality {
+        psnr_db: 10.0 * (peak * peak / mse.max(f64::MIN_POSITIVE)).log10(),
+        max_error,
+        max_error_steps: max_error / scale,
+        rmse: mse.sqrt(),
+        peak,
+    })
+}
+
+/// `model.rs` with one module of constants per model file, plus the largest arena at the top.
+fn model_rs_file(parts: &[(String, String)]) -> String {
+    let mut s = String::from(
+        "// Generated by `tinygen export`; do not edit.\n\
+         #![allow(dead_code)]\n\n",
+    );
+    let mut largest = 0usize;
+    for (file, body) in parts {
+        let module = file.trim_end_matches(".tgm").replace(['.', '-'], "_");
+        let _ = writeln!(s, "/// Constants of `{file}`.\npub mod {module} {{");
+        for line in body
+            .lines()
+            .filter(|l| !l.starts_with("// Generated") && !l.is_empty())
+        {
+            let _ = writeln!(s, "    {line}");
+            if let Some(v) = line.strip_prefix("pub const ARENA_BYTES: usize = ") {
+                largest = largest.max(v.trim_end_matches(';').parse().unwrap_or(0));
+            }
+        }
+        s.push_str("}\n\n");
+    }
+    let _ = writeln!(
+        s,
+        "/// The largest arena any of the model files above needs (bytes, any alignment).\n\
+         pub const ARENA_BYTES: usize = {largest};"
+    );
+    s
+}
+
+/// Trainable values of the graph (weights and biases, BatchNorm folded).
+pub fn parameters(g: &Graph) -> usize {
+    g.layers
+        .iter()
+        .map(|l| match l {
+            Layer::Dense { weight, bias, .. } => weight.len() + bias.len(),
+            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => c.weight.len() + c.bias.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Multiply-accumulates per sample: Dense `in * out`; Conv `out pixels * out_ch * in_ch * kh * kw`;
+/// ConvTranspose `in pixels * in_ch * out_ch * kh * kw` (every input meets every tap).
+pub fn macs(g: &Graph) -> Option<usize> {
+    let shapes = g.shapes().ok()?;
+    Some(
+        g.layers
+            .iter()
+            .zip(shapes.windows(2))
+            .map(|(l, io)| layer_macs(l, io[0], io[1]))
+            .sum(),
+    )
+}
+
+fn layer_macs(l: &Layer, input: Shape, output: Shape) -> usize {
+    match l {
+        Layer::Dense {
+            inputs, outputs, ..
+        } => inputs * outputs,
+        Layer::Conv2d(c) => output.h * output.w * c.out_ch * c.in_ch * c.kernel.0 * c.kernel.1,
+        Layer::ConvTranspose2d(c) => {
+            input.h * input.w * c.in_ch * c.out_ch * c.kernel.0 * c.kernel.1
+        }
+        _ => 0,
+    }
+}
+
+fn qp(p: QParams) -> String {
+    format!("s={:e}, zp={}", p.scale, p.zero_point)
+}
+
+fn range_of<T: Copy + PartialOrd + std::fmt::Display>(v: &[T]) -> String {
+    let mut it = v.iter().copied();
+    let Some(first) = it.next() else {
+        return "-".into();
+    };
+    let (lo, hi) = it.fold((first, first), |(lo, hi), x| {
+        (if x < lo { x } else { lo }, if x > hi { x } else { hi })
+    });
+    if lo == hi {
+        format!("{lo}")
+    } else {
+        format!("{lo}..{hi}")
+    }
+}
+
+fn linear_row(i: usize, op: &str, q: &QLinear) -> String {
+    let ws: Vec<f64> = q.weight_scale.iter().map(|&s| f64::from(s)).collect();
+    let (lo, hi) = ws
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &s| {
+            (a.min(s), b.max(s))
+        });
+    format!(
+        "| {i} | {op}{} | {} | {} | {lo:.3e}..{hi:.3e} | {} | {} |",
+        if q.relu { " + Relu" } else { "" },
+        qp(q.input),
+        qp(q.output),
+        range_of(&q.multiplier),
+        range_of(&q.shift),
+    )
+}
+
+fn report(
+    opts: &ExportOptions,
+    cfg: &TrainConfig,
+    name: &str,
+    g: &Graph,
+    written: &[WrittenFile],
+    cal: &Calibration,
+    int8: Option<&Int8Export>,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Export report: `{name}`\n");
+    let _ = writeln!(
+        s,
+        "Run `{}` ({}, {}x{} images, latent {}), part {:?}, input {}, output range {:?}.\n",
+        opts.run.display(),
+        cfg.model.kind,
+        cfg.model.height,
+        cfg.model.width,
+        cfg.model.latent,
+        g.part,
+        g.input,
+        g.output_range()
+    );
+    let _ = writeln!(
+        s,
+        "## Files\n\n| file | bytes | arena bytes |\n|---|---|---|"
+    );
+    for f in written {
+        let arena = f
+            .arena_bytes
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(s, "| `{}` | {} | {arena} |", f.name, f.bytes);
+    }
+    let _ = writeln!(
+        s,
+        "\n{} parameters, {} multiply-accumulates per sample.\n",
+        parameters(g),
+        macs(g).unwrap_or(0)
+    );
+    let _ = writeln!(
+        s,
+        "## Layers\n\n| # | layer | output | parameters | MACs |\n|---|---|---|---|---|"
+    );
+    if let Ok(shapes) = g.shapes() {
+        for (i, (l, io)) in g.layers.iter().zip(shapes.windows(2)).enumerate() {
+            let params = match l {
+                Layer::Dense { weight, bias, .. } => weight.len() + bias.len(),
+                Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => c.weight.len() + c.bias.len(),
+                _ => 0,
+            };
+            let _ = writeln!(
+                s,
+                "| {i} | {} | {} | {params} | {} |",
+                l.name(),
+                io[1],
+                layer_macs(l, io[0], io[1])
+            );
+        }
+    }
+    let Some(Int8Export { graph: q, quality }) = int8 else {
+        let _ = writeln!(s, "\nNo int8 model (pass `--int8`).");
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "\n## int8\n\nScales: {}. Calibration: {} {}. Input `z`: {}. Output: {}.\n",
+        if q.free_scales {
+            "free (`--free-scales`; int8 ONNX runtimes may differ from the device by one step per layer)"
+        } else {
+            "bit-exact rule (power-of-two activation scales, weight scales with a 7-bit mantissa)"
+        },
+        cal.inputs.len(),
+        cal.what,
+        qp(q.input),
+        qp(q.output)
+    );
+    let _ = writeln!(
+        s,
+        "Requantisation is `round_half_even((acc * multiplier) >> shift)` per output channel; weights \
+         are symmetric per output channel (`w = weight_scale[c] * q`).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| # | layer | input | output | weight scales | multipliers | shifts |\n|---|---|---|---|---|---|---|"
+    );
+    for (i, l) in q.layers.iter().enumerate() {
+        let row = match l {
+            QLayer::Dense { q, .. } => linear_row(i, "Dense", q),
+            QLayer::Conv2d { q, .. } => linear_row(i, "Conv2d", q),
+            QLayer::ConvTranspose2d { q, .. } => linear_row(i, "ConvTranspose2d", q),
+            QLayer::Activation {
+                f, input, output, ..
+            } => {
+                format!(
+                    "| {i} | {f:?} (256-entry table) | {} | {} | - | - | - |",
+                    qp(*input),
+                    qp(*output)
+                )
+            }
+            QLayer::Reshape { to } => format!("| {i} | Reshape to {to} | - | - | - | - | - |"),
+        };
+        let _ = writeln!(s, "{row}");
+    }
+    let _ = writeln!(
+        s,
+        "\n## int8 vs f32\n\nBoth model files run in the runtime on the {} calibration inputs ({}):\n\n\
+         | figure | value |\n|---|---|\n\
+         | PSNR (peak {}) | {:.2} dB |\n| RMS error | {:.3e} |\n| max abs error | {:.3e} |\n\
+         | max abs error in output steps ({}) | {:.2} |",
+        cal.inputs.len(),
+        cal.what,
+        quality.peak,
+        quality.psnr_db,
+        quality.rmse,
+        quality.max_error,
+        q.output.scale,
+        quality.max_error_steps,
+    );
+    let part_name = part_arg(opts.part);
+    let out_dir = opts.out_dir();
+    let _ = writeln!(
+        s,
+        "\nCommand: `tinygen export {} --part {} --out {} --int8 --calib {} --seed {}{}`",
+        opts.run.display(),
+        part_name,
+        out_dir.display(),
+        opts.calib,
+        opts.seed,
+        if opts.free_scales {
+            " --free-scales"
+        } else {
+            ""
+        }
+    );
+    s
+}

@@ -1,0 +1,294 @@
+//! The work of `tinygen verify`: runs the verification chain on an export folder with fresh
+//! random inputs and returns the largest difference of every link.
+//!
+//! Links and tolerances (DESIGN.md, "Verification chain"):
+//! - runtime f32 (`NAME.tgm`) vs tract on `NAME.onnx`: `max |runtime - tract| / max |tract|`
+//!   at most [`F32_REL_TOL`]. Both compute in f32 and add the same products in different orders
+//!   (and use different tanh/sigmoid approximations, about 2e-7 apart), so they differ by a few
+//!   units of f32 roundoff of the output's magnitude; a layout or operator mistake gives errors
+//!   of order one.
+//! - runtime int8 (`NAME.int8.tgm`) vs tract on `NAME.int8.onnx`: under the default scale rule
+//!   every dequantised output must be equal (0 differing values). The dequantised output is
+//!   `(q - zp) * s` with a power-of-two `s` in both, exact in f32, so equal floats mean equal
+//!   int8 values. With `--free-scales` bit-exactness is not promised (one step per layer, which
+//!   can grow through later layers), so the figure is reported but not judged here; the tests
+//!   check those models layer by layer.
+//! - with a run folder: the trainer's eval-mode forward vs tract on the float ONNX of the
+//!   generator, [`F32_REL_TOL`] as above.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ndarray::Array2;
+use prost::Message;
+use tinygen_export::check::{self, batch_dims, Tract};
+use tinygen_export::onnx::proto::ModelProto;
+use tinygen_runtime::model::{Kind, Precision};
+use tinygen_runtime::rng::Rng;
+use tinygen_trainer::train::TrainConfig;
+
+use crate::export::{quality, Quality};
+use crate::files::{self, ModelFile};
+
+/// Largest allowed `max |a - b| / max |reference|` between two f32 implementations.
+pub const F32_REL_TOL: f64 = 1e-5;
+
+/// What to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Export folder (written by `tinygen export`).
+    pub dir: PathBuf,
+    /// Random inputs per link.
+    pub n: usize,
+    /// Seed of the random inputs (z ~ N(0, 1), the runtime's sampler).
+    pub seed: u64,
+    /// The run folder the models were exported from: also check the trainer against the ONNX.
+    pub run: Option<PathBuf>,
+}
+
+/// One link of the chain, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// What is compared ("runtime f32 vs tract").
+    pub link: String,
+    /// The files compared.
+    pub files: String,
+    /// `max |a - b|`.
+    pub max_diff: f64,
+    /// The judged figure ("3.1e-7 relative", "0/1024 differ, 0 steps").
+    pub figure: String,
+    /// The tolerance the figure is judged by.
+    pub tolerance: String,
+    /// `None`: reported, not judged.
+    pub pass: Option<bool>,
+}
+
+/// int8 vs f32 quality of one model pair on the fresh inputs (reported, not judged).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityRow {
+    /// File stem of the f32 model (`decoder`).
+    pub stem: String,
+    /// The figures.
+    pub quality: Quality,
+}
+
+/// The result of [`verify_dir`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyReport {
+    /// Inputs per link.
+    pub n: usize,
+    /// Seed of the inputs.
+    pub seed: u64,
+    /// Every link, in file order.
+    pub rows: Vec<Row>,
+    /// int8 vs f32 for each model with an int8 twin.
+    pub quality: Vec<QualityRow>,
+}
+
+impl VerifyReport {
+    /// Links that failed their tolerance.
+    pub fn failed(&self) -> usize {
+        self.rows.iter().filter(|r| r.pass == Some(false)).count()
+    }
+
+    /// Links that were judged (passed or failed).
+    pub fn judged(&self) -> usize {
+        self.rows.iter().filter(|r| r.pass.is_some()).count()
+    }
+}
+
+/// Checks every model pair in `opts.dir`: `NAME.tgm` against `NAME.onnx` (runtime f32 vs
+/// tract-onnx) and `NAME.int8.tgm` against `NAME.int8.onnx` (runtime int8 vs tract-onnx), with
+/// `opts.run` also the trainer against the float ONNX of the generator; and the int8 quality of
+/// each int8 model against its f32 twin. A failed link is a row, not an error; errors are
+/// files that cannot be read or run.
+pub fn verify_dir(opts: &VerifyOptions) -> Result<VerifyReport> {
+    if opts.n == 0 {
+        bail!("--n 0: verification needs at least one input");
+    }
+    let dir = &opts.dir;
+    if !dir.is_dir() {
+        bail!(
+            "export folder {} does not exist or is not a folder",
+            dir.display()
+        );
+    }
+    let mut stems: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter_map(|f| f.strip_suffix(".tgm").map(str::to_owned))
+        .collect();
+    stems.sort();
+    if stems.is_empty() {
+        bail!(
+            "{} holds no model file (*.tgm); run `tinygen export` into it first",
+            dir.display()
+        );
+    }
+    let run = match &opts.run {
+        Some(r) => Some(files::open_run(r)?),
+        None => None,
+    };
+
+    let mut rows = Vec::new();
+    for stem in &stems {
+        let tgm = dir.join(format!("{stem}.tgm"));
+        let onnx_path = dir.join(format!("{stem}.onnx"));
+        let file = ModelFile::open(&tgm)?;
+        if !onnx_path.is_file() {
+            bail!(
+                "{} has no ONNX counterpart {}",
+                tgm.display(),
+                onnx_path.display()
+            );
+        }
+        let tract = Tract::open(&onnx_path)?;
+        let model = file.model()?;
+        let inputs = random_inputs(opts.seed, opts.n, model.latent_len());
+        let shape = batch_dims(opts.n, &files::onnx_dims(model.input_shape()));
+        let want = tract.run_f32(&shape, &inputs)?;
+        let got = files::run_runtime(&file, &inputs)?;
+        if got.len() != want.len() {
+            bail!(
+                "{} gives {} values for {} inputs, {} gives {}",
+                tgm.display(),
+                got.len(),
+                opts.n,
+                onnx_path.display(),
+                want.len()
+            );
+        }
+        let names = format!("{stem}.tgm / {stem}.onnx");
+        match model.precision() {
+            Precision::F32 => rows.push(relative_row("runtime f32 vs tract", names, &got, &want)),
+            Precision::Int8 => {
+                let (scale, _) = model.output_quantization().unwrap_or((1.0, 0));
+                let free = free_scales(&onnx_path)?;
+                rows.push(int8_row(names, &got, &want, scale, free));
+            }
+        }
+        if let (Some((cfg, trained)), Precision::F32, Kind::Generator) =
+            (&run, model.precision(), model.kind())
+        {
+            rows.push(trainer_row(
+                cfg,
+                trained.clone(),
+                stem,
+                &inputs,
+                &want,
+                opts.n,
+            )?);
+        }
+    }
+
+    // Quality of each int8 model against its f32 twin on the same fresh inputs (reported, not
+    // judged: how much int8 may lose is the user's call).
+    let mut quality_rows = Vec::new();
+    for stem in stems.iter().filter(|s| !s.ends_with(".int8")) {
+        let int8_path = dir.join(format!("{stem}.int8.tgm"));
+        if !int8_path.is_file() {
+            continue;
+        }
+        let f32_file = ModelFile::open(&dir.join(format!("{stem}.tgm")))?;
+        let int8_file = ModelFile::open(&int8_path)?;
+        let inputs = random_inputs(opts.seed, opts.n, f32_file.model()?.latent_len());
+        quality_rows.push(QualityRow {
+            stem: stem.clone(),
+            quality: quality(&f32_file, &int8_file, &inputs)?,
+        });
+    }
+
+    Ok(VerifyReport {
+        n: opts.n,
+        seed: opts.seed,
+        rows,
+        quality: quality_rows,
+    })
+}
+
+/// `n` inputs of `len` values from the runtime's `N(0, 1)` sampler.
+fn random_inputs(seed: u64, n: usize, len: usize) -> Vec<f32> {
+    let mut rng = Rng::seed_from_u64(seed);
+    let mut z = vec![0f32; n * len];
+    rng.fill_gaussian(&mut z);
+    z
+}
+
+fn relative_row(link: &str, files: String, got: &[f32], want: &[f32]) -> Row {
+    let (d, s) = check::max_diff(got, want);
+    let rel = if s > 0.0 { d / s } else { d };
+    Row {
+        link: link.into(),
+        files,
+        max_diff: d,
+        figure: format!("{rel:.2e} relative"),
+        tolerance: format!("{F32_REL_TOL:.0e} relative"),
+        pass: Some(rel <= F32_REL_TOL),
+    }
+}
+
+fn int8_row(files: String, got: &[f32], want: &[f32], scale: f32, free: bool) -> Row {
+    let (d, _) = check::max_diff(got, want);
+    // Equal dequantised floats are equal int8 values; `!=` also counts NaN.
+    let differing = got.iter().zip(want).filter(|(a, b)| a != b).count();
+    Row {
+        link: format!("runtime int8 vs tract{}", if free { " (free)" } else { "" }),
+        files,
+        max_diff: d,
+        figure: format!(
+            "{differing}/{} differ, {:.0} steps",
+            got.len(),
+            d / f64::from(scale)
+        ),
+        tolerance: if free {
+            "not judged".into()
+        } else {
+            "bit-exact".into()
+        },
+        pass: if free { None } else { Some(differing == 0) },
+    }
+}
+
+fn trainer_row(
+    cfg: &TrainConfig,
+    mut trained: tinygen_trainer::models::Model,
+    stem: &str,
+    inputs: &[f32],
+    tract_out: &[f32],
+    n: usize,
+) -> Result<Row> {
+    let latent = trained.latent();
+    if inputs.len() != n * latent {
+        bail!(
+            "{stem}.onnx takes {} inputs, the run's {} has latent size {latent}: it was not exported from this run",
+            inputs.len() / n,
+            cfg.model.kind
+        );
+    }
+    let z = Array2::from_shape_vec((n, latent), inputs.to_vec()).context("latent batch")?;
+    let y = trained.generate(z.view());
+    let y: Vec<f32> = y.iter().copied().collect();
+    if y.len() != tract_out.len() {
+        bail!(
+            "the run's generator gives {} values, {stem}.onnx {}",
+            y.len(),
+            tract_out.len()
+        );
+    }
+    Ok(relative_row(
+        "trainer f32 vs tract",
+        format!("run / {stem}.onnx"),
+        &y,
+        tract_out,
+    ))
+}
+
+/// Whether a QDQ model was written with free scales (from its `doc_string`).
+fn free_scales(path: &Path) -> Result<bool> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let m = ModelProto::decode(&bytes[..])
+        .with_context(|| format!("{}: not an ONNX model", path.display()))?;
+    let doc = m.graph.map(|g| g.doc_string).unwrap_or_default();
+    Ok(doc.contains("free scales") || m.doc_string.contains("free scales"))
+}
