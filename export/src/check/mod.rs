@@ -16,7 +16,7 @@ mod tract;
 #[cfg(feature = "tract")]
 pub use self::tract::{Load, Output, Plan, Tract, Values};
 /// The tract-onnx crate the wrapper runs, for callers that need tract's own types (the benchmark
-/// times tract's plan without the wrapper's copies; tests inspect symbolic shapes).
+/// times tract's plan with a prepared input, without the wrapper's copies).
 #[cfg(feature = "tract")]
 pub use tract_onnx;
 

@@ -120,6 +120,23 @@ impl Tract {
         })
     }
 
+    /// The shapes of the first input and the first output as tract types ONNX `bytes` (before
+    /// any optimisation), written as tract writes them: `N,16` for a symbolic batch `N`.
+    pub fn typed_io_shapes(name: &str, bytes: &[u8]) -> Result<(String, String), CheckError> {
+        (|| -> TractResult<(String, String)> {
+            let typed = tract_onnx::onnx()
+                .model_for_read(&mut &bytes[..])?
+                .into_typed()?;
+            let input = format!("{:?}", typed.input_fact(0)?.shape);
+            let output = format!("{:?}", typed.output_fact(0)?.shape);
+            Ok((input, output))
+        })()
+        .map_err(|e| CheckError::Load {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        })
+    }
+
     /// The name errors use (the file's path for [`Tract::open`]).
     pub fn name(&self) -> &str {
         &self.name
