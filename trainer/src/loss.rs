@@ -93,6 +93,59 @@ pub fn mse(
     (total / div, grad)
 }
 
+/// Softmax cross-entropy of `logits` `(batch, classes)` against class indices `labels`
+/// `(batch,)`: per sample `l = logsumexp(x) - x[label]`, `dl/dx = softmax(x) - onehot(label)`.
+///
+/// The per-sample losses are the elements being reduced: [`Reduction::Sum`] adds them,
+/// [`Reduction::Mean`] and [`Reduction::BatchMean`] both average over the batch (PyTorch's
+/// `cross_entropy` with `reduction="mean"`). The log-sum-exp subtracts each row's maximum
+/// first and is accumulated in f64, so logits of ±1e4 stay finite.
+///
+/// # Panics
+/// If `labels.len()` differs from the number of rows or a label is not below the number of
+/// columns (callers check labels against the class count once, when the data set is loaded).
+pub fn softmax_cross_entropy(
+    logits: ArrayView2<'_, f32>,
+    labels: &[u8],
+    reduction: Reduction,
+) -> (f64, Array2<f32>) {
+    let (rows, classes) = logits.dim();
+    assert_eq!(
+        rows,
+        labels.len(),
+        "softmax_cross_entropy: {rows} rows but {} labels",
+        labels.len()
+    );
+    let div = match reduction {
+        Reduction::Sum => 1.0,
+        Reduction::Mean | Reduction::BatchMean => rows.max(1) as f64,
+    };
+    let inv = 1.0 / div;
+    let mut total = 0.0f64;
+    let mut grad = Array2::zeros(logits.dim());
+    for ((x, mut g), &label) in logits.rows().into_iter().zip(grad.rows_mut()).zip(labels) {
+        let label = usize::from(label);
+        assert!(
+            label < classes,
+            "softmax_cross_entropy: label {label} with {classes} classes"
+        );
+        let max = f64::from(x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)));
+        let log_sum = x
+            .iter()
+            .map(|&v| (f64::from(v) - max).exp())
+            .sum::<f64>()
+            .ln();
+        // logsumexp(x) - x[label] = ln Σ exp(x - max) - (x[label] - max)
+        total += log_sum - (f64::from(x[label]) - max);
+        for ((k, gk), &v) in g.iter_mut().enumerate().zip(x.iter()) {
+            let p = (f64::from(v) - max - log_sum).exp();
+            let onehot = if k == label { 1.0 } else { 0.0 };
+            *gk = ((p - onehot) * inv) as f32;
+        }
+    }
+    (total / div, grad)
+}
+
 /// The analytic KL divergence of `N(mu, exp(logvar))` from `N(0, 1)`, per element
 /// `-0.5 (1 + logvar - mu² - exp(logvar))`.
 #[derive(Debug, Clone)]
@@ -284,6 +337,28 @@ mod tests {
         );
         assert!((v - 100.0).abs() < 1e-9, "{v}");
         assert!(g.iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn softmax_cross_entropy_known_values_and_extremes() {
+        // Equal logits over 4 classes: softmax 1/4 each, loss ln 4; d/dx = 1/4 - onehot.
+        let (v, g) = softmax_cross_entropy(
+            array![[0.0f32, 0.0, 0.0, 0.0]].view(),
+            &[2],
+            Reduction::Mean,
+        );
+        assert!((v - 4f64.ln()).abs() < VALUE_TOL, "{v}");
+        assert!((g[[0, 2]] + 0.75).abs() < 1e-7 && (g[[0, 0]] - 0.25).abs() < 1e-7);
+        // Logits (1e4, 0): the right class costs ln(1 + exp(-1e4)) = 0, the wrong one 1e4;
+        // the gradient stays finite (softmax (1, 0) minus the one-hot).
+        let (v, g) = softmax_cross_entropy(
+            array![[1.0e4f32, 0.0], [1.0e4, 0.0]].view(),
+            &[0, 1],
+            Reduction::Sum,
+        );
+        assert!((v - 1.0e4).abs() < 1e-9, "{v}");
+        assert!(g.iter().all(|x| x.is_finite()));
+        assert!((g[[1, 0]] - 1.0).abs() < 1e-7 && (g[[1, 1]] + 1.0).abs() < 1e-7);
     }
 
     #[test]

@@ -17,7 +17,9 @@
 use ndarray::{Array2, ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use tinygen_trainer::loss::{bce_with_logits, gaussian_kl, mse, GanLoss, Reduction};
+use tinygen_trainer::loss::{
+    bce_with_logits, gaussian_kl, mse, softmax_cross_entropy, GanLoss, Reduction,
+};
 use tinygen_trainer::nn::{
     Activation, BatchNorm, Conv2d, ConvSpec, ConvTranspose2d, Dropout, Linear, Mode, Module,
     Reshape, Sequential,
@@ -558,6 +560,21 @@ fn gan_losses() {
         let (_, g) = kind.generator(fake.view());
         check_loss(&format!("{kind:?} G"), &fake, &g, |x| {
             kind.generator(x.view()).0
+        });
+    }
+}
+
+#[test]
+fn softmax_cross_entropy_gradient() {
+    let mut r = rng(13);
+    for red in REDUCTIONS {
+        // Logits in [-4, 4] over 7 classes: smooth everywhere (no kinks), and the softmax is
+        // not saturated, so the truncation error of the central difference stays small.
+        let x = random2(&mut r, 5, 7, 4.0);
+        let labels: Vec<u8> = (0..5).map(|_| r.random_range(0u8..7)).collect();
+        let (_, g) = softmax_cross_entropy(x.view(), &labels, red);
+        check_loss(&format!("softmax ce {red:?}"), &x, &g, |x| {
+            softmax_cross_entropy(x.view(), &labels, red).0
         });
     }
 }
