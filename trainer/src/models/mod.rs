@@ -9,6 +9,7 @@
 //! (`dec.fc1.weight`), so the safetensors checkpoint loads into such a module by name.
 
 mod gan;
+pub mod likelihood;
 mod vae;
 mod vaegan;
 
@@ -487,6 +488,15 @@ impl Model {
             Model::Vae(m) => Some(m.reconstruct(x)),
             Model::Gan(_) => None,
             Model::VaeGan(m) => Some(m.vae.reconstruct(x)),
+        }
+    }
+
+    /// The VAE inside (`vae`, `vae-conv`, and the VAE of `vaegan`), for the likelihood figures.
+    pub fn vae_mut(&mut self) -> Option<&mut Vae> {
+        match self {
+            Model::Vae(m) => Some(m),
+            Model::Gan(_) => None,
+            Model::VaeGan(m) => Some(&mut m.vae),
         }
     }
 
