@@ -309,6 +309,30 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Multiply-accumulates per sample of every layer (0 for activations and reshapes):
+    /// Dense `in * out`; Conv `out pixels * out_ch * in_ch * kh * kw`; ConvTranspose
+    /// `in pixels * in_ch * out_ch * kh * kw` (every input meets every tap).
+    pub fn layer_macs(&self) -> Result<Vec<usize>, GraphError> {
+        let shapes = self.shapes()?;
+        Ok(self
+            .layers
+            .iter()
+            .zip(shapes.windows(2))
+            .map(|(l, io)| match l {
+                Layer::Dense {
+                    inputs, outputs, ..
+                } => inputs * outputs,
+                Layer::Conv2d(c) => {
+                    io[1].h * io[1].w * c.out_ch * c.in_ch * c.kernel.0 * c.kernel.1
+                }
+                Layer::ConvTranspose2d(c) => {
+                    io[0].h * io[0].w * c.in_ch * c.out_ch * c.kernel.0 * c.kernel.1
+                }
+                _ => 0,
+            })
+            .collect())
+    }
+
     /// Shapes after every layer: `shapes()[0]` is the input, `shapes()[i + 1]` the output of layer `i`.
     pub fn shapes(&self) -> Result<Vec<Shape>, GraphError> {
         if self.input.is_empty() {
@@ -363,20 +387,9 @@ impl Graph {
             .sum()
     }
 
-    /// Multiply-accumulates for one sample.
+    /// Multiply-accumulates for one sample (the sum of [`Graph::layer_macs`]).
     pub fn macs(&self) -> Result<usize, GraphError> {
-        let shapes = self.shapes()?;
-        Ok(self
-            .layers
-            .iter()
-            .zip(shapes.windows(2))
-            .map(|(l, s)| match l {
-                Layer::Dense { weight, .. } => weight.len(),
-                Layer::Conv2d(c) => s[1].len() * c.in_ch * c.kernel.0 * c.kernel.1,
-                Layer::ConvTranspose2d(c) => s[0].len() * c.out_ch * c.kernel.0 * c.kernel.1,
-                _ => 0,
-            })
-            .sum())
+        Ok(self.layer_macs()?.iter().sum())
     }
 }
 
