@@ -98,7 +98,10 @@ impl Vae {
             .into_iter()
             .map(|c| {
                 let mean = c.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-                c.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n
+                c.iter()
+                    .map(|&v| (f64::from(v) - mean).powi(2))
+                    .sum::<f64>()
+                    / n
             })
             .collect();
         let active = vars.iter().filter(|&&v| v > ACTIVE_UNIT_THRESHOLD).count();
@@ -202,7 +205,10 @@ impl Vae {
             elbo_loss: recon + kl,
             recon,
             kl,
-            iw_nll: ladder.into_iter().zip(sums_iw.iter().map(|s| s / n)).collect(),
+            iw_nll: ladder
+                .into_iter()
+                .zip(sums_iw.iter().map(|s| s / n))
+                .collect(),
         }
     }
 }
@@ -240,7 +246,8 @@ mod trained_tests {
 
     /// A VAE with a 2-D latent trained for a few epochs on the 8x8 digits, and the test images.
     fn trained_vae() -> (Model, Array2<f32>) {
-        let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/optdigits/digits.csv.gz");
+        let csv =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/optdigits/digits.csv.gz");
         let splits = data::load(Some(&csv)).expect("the UCI digits in ../shared/data");
         let mut cfg = ModelConfig::defaults(ModelKind::Vae, 8, 8);
         cfg.latent = 2;
@@ -298,7 +305,11 @@ mod trained_tests {
         // noisy where the posterior is narrow, the IW one biased upward by less. A wrong
         // density term (a missing logvar, a sign) moves the IW figure by nats per dimension.
         let gap = r.nll() - prior_nll;
-        assert!(gap.abs() < 0.1, "IW {} vs prior sampling {prior_nll}", r.nll());
+        assert!(
+            gap.abs() < 0.1,
+            "IW {} vs prior sampling {prior_nll}",
+            r.nll()
+        );
     }
 
     #[test]
