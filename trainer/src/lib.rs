@@ -1,6 +1,7 @@
 //! `tinygen-trainer`: layers with a backward pass, losses, optimisers, models, data and the training loop.
 pub mod checkpoint;
 pub mod data;
+pub mod eval;
 pub mod gemm;
 pub mod image;
 pub mod init;
