@@ -3,7 +3,11 @@
 //! arguments and prints.
 #![deny(missing_docs)]
 
+pub mod device;
+pub mod eval;
 pub mod export;
 pub mod files;
+pub mod quickstart;
+pub mod report;
 pub mod sample;
 pub mod verify;
