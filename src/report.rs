@@ -231,7 +231,7 @@ fn pr_plot(entries: &[Entry]) -> Result<String> {
                 .legend(move |(x, y)| Circle::new((x + 6, y), 5, c.filled()));
             chart.draw_series(std::iter::once(Text::new(
                 e.label.clone(),
-                (f.recall + 0.015, f.precision + 0.015),
+                (f.recall + 0.025, f.precision + 0.02),
                 ("sans-serif", 13).into_font().color(&c),
             )))?;
             if let Some(q) = &e.eval.int8 {
@@ -264,7 +264,7 @@ pub fn thousands(v: usize) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -309,9 +309,12 @@ fn metrics_table(entries: &[Entry]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} ({}) | {} | {} | {} | {:.2} | {:.3} | {:.3} | {}/{} | {:.3} | {:.2} | {elbo} | {iw} | {au} |",
-            e.label,
-            r.kind,
+            "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {}/{} | {:.3} | {:.2} | {elbo} | {iw} | {au} |",
+            if e.label == r.kind {
+                e.label.clone()
+            } else {
+                format!("{} ({})", e.label, r.kind)
+            },
             r.epochs,
             if r.train_seconds.is_finite() {
                 format!("{:.0} s", r.train_seconds)
@@ -392,7 +395,7 @@ fn device_table(entries: &[Entry]) -> String {
     s
 }
 
-fn best_by<'a>(entries: &'a [Entry], key: impl Fn(&SampleMetrics) -> f64) -> Option<&'a Entry> {
+fn best_by(entries: &[Entry], key: impl Fn(&SampleMetrics) -> f64) -> Option<&Entry> {
     entries
         .iter()
         .filter(|e| key(&e.eval.float).is_finite())
@@ -500,12 +503,13 @@ pub fn findings(entries: &[Entry]) -> Vec<String> {
         let worst = q
             .iter()
             .map(|(e, m)| (e, (m.fd - e.eval.float.fd) / e.eval.float.fd))
-            .max_by(|a, b| a.1.total_cmp(&b.1));
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
         if let Some((e, change)) = worst {
             out.push(format!(
-                "int8 costs at most {:+.1}% FD ({}); the int8 files are {}.",
-                100.0 * change,
+                "int8 moves FD by at most {:.1}% ({}: {:+.1}%, on the same latents through the runtime); the int8 files are {}.",
+                100.0 * change.abs(),
                 e.label,
+                100.0 * change,
                 q.iter()
                     .filter_map(|(e, _)| {
                         let d = &e.eval.device;
@@ -599,10 +603,6 @@ pub fn write_report(entries: &[Entry], opts: &CompareOptions) -> Result<PathBuf>
         });
         if let Some(q) = &im.int8_samples {
             int8.push(Picture {
-                file: copy_picture(out, e, &im.samples)?,
-                caption: format!("{} float", e.label),
-            });
-            int8.push(Picture {
                 file: copy_picture(out, e, q)?,
                 caption: format!("{} int8 (same latents)", e.label),
             });
@@ -638,7 +638,9 @@ pub fn write_report(entries: &[Entry], opts: &CompareOptions) -> Result<PathBuf>
         first.samples,
         first.seed,
         100.0 * first.classifier_accuracy,
-        first.classifier
+        Path::new(&first.classifier)
+            .file_name()
+            .map_or_else(|| first.classifier.clone(), |n| n.to_string_lossy().into_owned())
     );
     let glossary = "FD: Frechet distance between the feature statistics of samples and held-out images (lower is better). Precision and recall: improved precision and recall (Kynkaanniemi et al. 2019, k = 3), the share of samples inside the real images' manifold and the share of real images inside the samples'. Coverage: classes that receive at least 5% of the samples. Class KL: KL divergence of the samples' class histogram from the held-out one (nats). Nearest-train ratio: median distance of samples to their nearest training image over the same for held-out images (below 1: closer than new data would be; well below: copying). ELBO loss and IW-NLL: nats per image on held-out images (VAEs only; IW-NLL is the importance-weighted estimate of the negative log-likelihood, Burda et al. 2015, with k samples). These sample figures compare across families; the likelihood figures compare only between VAEs.";
     let facts = findings(entries);
@@ -658,7 +660,11 @@ pub fn write_report(entries: &[Entry], opts: &CompareOptions) -> Result<PathBuf>
     let _ = writeln!(md, "![precision and recall](precision-recall.svg)\n");
     let _ = writeln!(md, "## Samples (same latents)\n");
     md_pictures(&mut md, &samples);
-    let _ = writeln!(md, "\n## What int8 costs\n\n{}", int8_table(entries));
+    let _ = writeln!(
+        md,
+        "\n## What int8 costs\n\nThe int8 model files run through the runtime on the same latents as the float models above.\n\n{}",
+        int8_table(entries)
+    );
     md_pictures(&mut md, &int8);
     let _ = writeln!(
         md,
