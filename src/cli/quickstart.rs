@@ -35,7 +35,7 @@ pub struct Args {
     pub seed: u64,
 
     /// Epochs of the DCGAN, the VAE and the MLP GAN (in that order).
-    #[arg(long, value_name = "D,V,G", value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_name = "D,V,G", value_delimiter = ',')]
     pub epochs: Option<Vec<u64>>,
 
     /// Use only the first N training images.
@@ -61,6 +61,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.limit_test = args.limit_test;
     opts.samples = args.samples;
     if let Some(e) = &args.epochs {
+        if e.len() != opts.jobs.len() {
+            anyhow::bail!(
+                "--epochs takes {} numbers, the epochs of the DCGAN, the VAE and the MLP GAN (e.g. --epochs 12,20,20); got {}",
+                opts.jobs.len(),
+                e.len()
+            );
+        }
         for (job, &n) in opts.jobs.iter_mut().zip(e) {
             if n == 0 {
                 anyhow::bail!("--epochs: every model needs at least one epoch");
