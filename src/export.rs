@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use tinygen_export::check;
-use tinygen_export::graph::{Graph, Layer, Part, Shape};
+use tinygen_export::graph::{Graph, Part};
 use tinygen_export::onnx;
 use tinygen_export::quant::{self, QLayer, QLinear, QParams, QuantGraph, QuantOptions};
 use tinygen_export::tgm;
@@ -146,9 +146,9 @@ pub struct ExportSummary {
     pub graph: Graph,
     /// Every file written, in order.
     pub files: Vec<WrittenFile>,
-    /// Trainable values of the graph ([`parameters`]).
+    /// Trainable values of the graph ([`Graph::parameter_count`]).
     pub parameters: usize,
-    /// Multiply-accumulates per sample ([`macs`]).
+    /// Multiply-accumulates per sample ([`Graph::macs`]).
     pub macs: usize,
     /// The calibration set (used for int8 only).
     pub calibration: Calibration,
@@ -316,8 +316,8 @@ pub fn export_run_with(
         kind,
         report: out.join("export-report.md"),
         out,
-        parameters: parameters(&graph),
-        macs: macs(&graph).unwrap_or(0),
+        parameters: graph.parameter_count(),
+        macs: graph.macs().unwrap_or(0),
         graph,
         files: written,
         calibration,
@@ -454,44 +454,6 @@ fn model_rs_file(parts: &[(String, String)]) -> String {
     s
 }
 
-/// Trainable values of the graph (weights and biases, BatchNorm folded).
-pub fn parameters(g: &Graph) -> usize {
-    g.layers
-        .iter()
-        .map(|l| match l {
-            Layer::Dense { weight, bias, .. } => weight.len() + bias.len(),
-            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => c.weight.len() + c.bias.len(),
-            _ => 0,
-        })
-        .sum()
-}
-
-/// Multiply-accumulates per sample: Dense `in * out`; Conv `out pixels * out_ch * in_ch * kh * kw`;
-/// ConvTranspose `in pixels * in_ch * out_ch * kh * kw` (every input meets every tap).
-pub fn macs(g: &Graph) -> Option<usize> {
-    let shapes = g.shapes().ok()?;
-    Some(
-        g.layers
-            .iter()
-            .zip(shapes.windows(2))
-            .map(|(l, io)| layer_macs(l, io[0], io[1]))
-            .sum(),
-    )
-}
-
-fn layer_macs(l: &Layer, input: Shape, output: Shape) -> usize {
-    match l {
-        Layer::Dense {
-            inputs, outputs, ..
-        } => inputs * outputs,
-        Layer::Conv2d(c) => output.h * output.w * c.out_ch * c.in_ch * c.kernel.0 * c.kernel.1,
-        Layer::ConvTranspose2d(c) => {
-            input.h * input.w * c.in_ch * c.out_ch * c.kernel.0 * c.kernel.1
-        }
-        _ => 0,
-    }
-}
-
 fn qp(p: QParams) -> String {
     format!("s={:e}, zp={}", p.scale, p.zero_point)
 }
@@ -565,8 +527,8 @@ fn report(
     let _ = writeln!(
         s,
         "\n{} parameters, {} multiply-accumulates per sample.\n",
-        parameters(g),
-        macs(g).unwrap_or(0)
+        g.parameter_count(),
+        g.macs().unwrap_or(0)
     );
     let _ = writeln!(
         s,
@@ -574,17 +536,13 @@ fn report(
     );
     if let Ok(shapes) = g.shapes() {
         for (i, (l, io)) in g.layers.iter().zip(shapes.windows(2)).enumerate() {
-            let params = match l {
-                Layer::Dense { weight, bias, .. } => weight.len() + bias.len(),
-                Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => c.weight.len() + c.bias.len(),
-                _ => 0,
-            };
             let _ = writeln!(
                 s,
-                "| {i} | {} | {} | {params} | {} |",
+                "| {i} | {} | {} | {} | {} |",
                 l.name(),
                 io[1],
-                layer_macs(l, io[0], io[1])
+                l.parameters(),
+                l.macs(io[0], io[1])
             );
         }
     }

@@ -159,6 +159,32 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// Weights and biases of a Dense or convolution layer (BatchNorm is folded into them);
+    /// 0 for the others.
+    pub fn parameters(&self) -> usize {
+        match self {
+            Layer::Dense { weight, bias, .. } => weight.len() + bias.len(),
+            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => c.weight.len() + c.bias.len(),
+            _ => 0,
+        }
+    }
+
+    /// Multiply-accumulates per sample with `input` and `output` shapes: Dense `in * out`;
+    /// Conv `out pixels * out_ch * in_ch * kh * kw`; ConvTranspose `in pixels * in_ch * out_ch
+    /// * kh * kw` (every input meets every tap); 0 for activations and reshapes.
+    pub fn macs(&self, input: Shape, output: Shape) -> usize {
+        match self {
+            Layer::Dense {
+                inputs, outputs, ..
+            } => inputs * outputs,
+            Layer::Conv2d(c) => output.h * output.w * c.out_ch * c.in_ch * c.kernel.0 * c.kernel.1,
+            Layer::ConvTranspose2d(c) => {
+                input.h * input.w * c.in_ch * c.out_ch * c.kernel.0 * c.kernel.1
+            }
+            _ => 0,
+        }
+    }
+
     /// A short name for messages and reports.
     pub fn name(&self) -> &'static str {
         match self {
@@ -309,27 +335,14 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Multiply-accumulates per sample of every layer (0 for activations and reshapes):
-    /// Dense `in * out`; Conv `out pixels * out_ch * in_ch * kh * kw`; ConvTranspose
-    /// `in pixels * in_ch * out_ch * kh * kw` (every input meets every tap).
+    /// Multiply-accumulates per sample of every layer ([`Layer::macs`]).
     pub fn layer_macs(&self) -> Result<Vec<usize>, GraphError> {
         let shapes = self.shapes()?;
         Ok(self
             .layers
             .iter()
             .zip(shapes.windows(2))
-            .map(|(l, io)| match l {
-                Layer::Dense {
-                    inputs, outputs, ..
-                } => inputs * outputs,
-                Layer::Conv2d(c) => {
-                    io[1].h * io[1].w * c.out_ch * c.in_ch * c.kernel.0 * c.kernel.1
-                }
-                Layer::ConvTranspose2d(c) => {
-                    io[0].h * io[0].w * c.in_ch * c.out_ch * c.kernel.0 * c.kernel.1
-                }
-                _ => 0,
-            })
+            .map(|(l, io)| l.macs(io[0], io[1]))
             .collect())
     }
 
@@ -377,14 +390,7 @@ impl Graph {
 
     /// Number of weight and bias parameters.
     pub fn parameter_count(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| match l {
-                Layer::Dense { weight, bias, .. } => weight.len() + bias.len(),
-                Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => c.weight.len() + c.bias.len(),
-                _ => 0,
-            })
-            .sum()
+        self.layers.iter().map(Layer::parameters).sum()
     }
 
     /// Multiply-accumulates for one sample (the sum of [`Graph::layer_macs`]).
