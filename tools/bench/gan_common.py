@@ -40,7 +40,7 @@ def step(gen_net, disc, opt_g, opt_d, real, latent):
 def run(name, make_gen, make_disc, image_shape, description):
     ap = argparse.ArgumentParser(description=description,
                                  formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument("--data", default="../shared/data/mnist")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=1, help="timed epochs")
     ap.add_argument("--steps", type=int, default=None,

@@ -87,7 +87,7 @@ def test_loss(model, test):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument("--data", default="../shared/data/mnist")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=1, help="epochs to train (test loss after each)")
     ap.add_argument("--warmup", type=int, default=20, help="untimed warm-up steps first")
