@@ -134,16 +134,17 @@ pub struct VaeMetrics {
     pub latent: usize,
 }
 
-impl From<&LikelihoodReport> for VaeMetrics {
-    fn from(r: &LikelihoodReport) -> Self {
+impl VaeMetrics {
+    /// The likelihood figures of `r` with the active units of a `latent`-dimensional latent.
+    pub fn new(r: &LikelihoodReport, active_units: usize, latent: usize) -> Self {
         VaeMetrics {
             images: r.images,
             elbo_loss: r.elbo_loss,
             recon: r.recon,
             kl: r.kl,
             iw_nll: r.iw_nll.clone(),
-            active_units: 0,
-            latent: 0,
+            active_units,
+            latent,
         }
     }
 }
@@ -607,9 +608,7 @@ pub fn evaluate_loaded(
         let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(opts.seed);
         let r = v.likelihood(test, opts.iw_samples, &mut rng);
         let (active, _) = v.active_units(reference.images.view());
-        let mut m = VaeMetrics::from(&r);
-        m.active_units = active;
-        m.latent = cfg.model.latent;
+        let m = VaeMetrics::new(&r, active, cfg.model.latent);
         log.line(&format!(
             "ELBO loss {:.2} nats, IW-NLL {:.2} nats (k = {}), {} of {} latent units active",
             m.elbo_loss,

@@ -4,8 +4,9 @@
 Usage: validate_onnx.py DIR
 
 Cases for the test models are written by the Rust tests (no Python needed there):
-    TINYGEN_ONNX_CASES=/tmp/onnx-cases cargo test -p tinygen-export --test onnx_tract
-    python3 tools/validate_onnx.py /tmp/onnx-cases
+    CASES=$(mktemp -d)
+    TINYGEN_ONNX_CASES="$CASES" cargo test -p tinygen-export --test onnx_tract
+    python3 tools/validate_onnx.py "$CASES"
 Requirements: tools/requirements.txt (onnx, onnxruntime, numpy).
 
 For every `*.onnx` under DIR (recursively):

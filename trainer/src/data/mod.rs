@@ -559,12 +559,6 @@ pub fn builtin_digits() -> Result<Splits, DataError> {
     )
 }
 
-/// The built-in 8x8 digits: the same as [`builtin_digits`] (its name from before MNIST-10k became
-/// the default; the default is [`builtin_mnist`]).
-pub fn builtin() -> Result<Splits, DataError> {
-    builtin_digits()
-}
-
 /// Loads what `--data` names: `None` or `builtin:mnist` gives [`builtin_mnist`] (the default),
 /// `builtin:digits` gives [`builtin_digits`], any other `builtin:` name is an error; a folder is
 /// read as IDX files ([`load_idx_dir`]); a file is read as a digits CSV, gzip or plain

@@ -731,7 +731,7 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_range_but_not_content() {
-        let s = crate::data::builtin().unwrap();
+        let s = crate::data::builtin_digits().unwrap();
         let a = fingerprint(&s.train);
         assert_eq!(
             a,
@@ -745,7 +745,7 @@ mod tests {
 
     #[test]
     fn bad_options_are_refused() {
-        let s = crate::data::builtin().unwrap();
+        let s = crate::data::builtin_digits().unwrap();
         let opts = ClassifierOptions {
             epochs: 0,
             ..ClassifierOptions::default()
