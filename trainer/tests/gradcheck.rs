@@ -417,6 +417,80 @@ fn sequential_generator() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// `backward_tap` carries a loss on a hidden layer's output and one on the final output to the
+/// input: `L = Σ r ⊙ y + Σ q ⊙ h` with `h` the tapped layer (VAE/GAN feature reconstruction).
+#[test]
+fn sequential_tap() {
+    let mut r = rng(21);
+    let mut m = Sequential::new("disc")
+        .with("fc1", Linear::new(5, 6, true, &mut r))
+        .with("act1", Activation::Tanh)
+        .with("fc2", Linear::new(6, 4, true, &mut r))
+        .with("act2", Activation::Sigmoid)
+        .with("fc3", Linear::new(4, 1, true, &mut r));
+    let tap = 3;
+    let x = random(&[3, 5], &mut r);
+    let (y, h, caches) = m.forward_tap(x.clone(), tap, Mode::Train, &mut r);
+    assert_eq!(h.shape(), &[3, 4]);
+    assert_eq!(
+        h,
+        m.infer_tap(x.clone(), tap),
+        "infer_tap gives the tapped map"
+    );
+    let (py, ph) = (
+        random(y.shape(), &mut rng(22)),
+        random(h.shape(), &mut rng(23)),
+    );
+    m.zero_grad();
+    let d_x = m.backward_tap(caches, py.clone(), tap, ph.clone());
+    let dot = |a: &ArrayD<f32>, b: &ArrayD<f32>| -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum()
+    };
+    let mut failures = Vec::new();
+    let mut xv = x.as_slice().unwrap().to_vec();
+    for i in 0..xv.len() {
+        let num = central(&mut xv, i, |v| {
+            let x = ArrayD::from_shape_vec(IxDyn(&[3, 5]), v.to_vec()).unwrap();
+            let (y, h, _) = m.forward_tap(x, tap, Mode::Train, &mut rng(0));
+            dot(&y, &py) + dot(&h, &ph)
+        });
+        compare(
+            "tap",
+            "x",
+            i,
+            num,
+            d_x.as_slice().unwrap()[i],
+            &mut failures,
+        );
+    }
+    // The first layer's weight gradient carries both terms too.
+    let ana = m.parameters()[0].grad.to_vec();
+    for (j, &a) in ana.iter().enumerate() {
+        let orig = m.parameters()[0].value[j];
+        let mut at = |v: f32, m: &mut Sequential| {
+            m.parameters()[0].value[j] = v;
+            let stored = m.parameters()[0].value[j];
+            let (y, h, _) = m.forward_tap(x.clone(), tap, Mode::Train, &mut rng(0));
+            (stored, dot(&y, &py) + dot(&h, &ph))
+        };
+        let (vp, lp) = at(orig + H, &mut m);
+        let (vm, lm) = at(orig - H, &mut m);
+        m.parameters()[0].value[j] = orig;
+        compare(
+            "tap",
+            "fc1.weight",
+            j,
+            (lp - lm) / f64::from(vp - vm),
+            a,
+            &mut failures,
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// A few f32 roundings of sums of O(1) terms.
 const ACCUMULATE_TOL: f32 = 1e-5;
 

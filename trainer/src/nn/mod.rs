@@ -485,6 +485,41 @@ impl Sequential {
         (h, caches)
     }
 
+    /// [`Sequential::forward`] that also returns the output of layer `tap` (a hidden feature
+    /// map), for losses measured inside the network (feature matching, VAE/GAN).
+    pub fn forward_tap<R: Rng + ?Sized>(
+        &mut self,
+        x: ArrayD<f32>,
+        tap: usize,
+        mode: Mode,
+        rng: &mut R,
+    ) -> (ArrayD<f32>, ArrayD<f32>, Caches) {
+        assert!(tap < self.layers.len(), "tap {tap} past the last layer");
+        let mut caches = Vec::with_capacity(self.layers.len());
+        let mut tapped = None;
+        let mut h = x;
+        for (i, (_, m)) in self.layers.iter_mut().enumerate() {
+            let (y, c) = m.forward(h, mode, rng);
+            caches.push(c);
+            if i == tap {
+                tapped = Some(y.clone());
+            }
+            h = y;
+        }
+        (h, tapped.expect("tap is a layer index"), caches)
+    }
+
+    /// Eval-mode forward up to and including layer `tap`, without caches.
+    pub fn infer_tap(&mut self, x: ArrayD<f32>, tap: usize) -> ArrayD<f32> {
+        assert!(tap < self.layers.len(), "tap {tap} past the last layer");
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_seed([0; 32]);
+        let mut h = x;
+        for (_, m) in &mut self.layers[..=tap] {
+            h = m.forward(h, Mode::Eval, &mut rng).0;
+        }
+        h
+    }
+
     /// Eval-mode forward without keeping caches (sampling, evaluation).
     pub fn infer(&mut self, x: ArrayD<f32>) -> ArrayD<f32> {
         // Eval mode draws no random numbers; the generator only satisfies the signature.
@@ -501,6 +536,27 @@ impl Sequential {
     pub fn backward(&mut self, caches: Caches, d_y: ArrayD<f32>) -> ArrayD<f32> {
         self.backward_inner(caches, d_y, true)
             .expect("input gradient requested")
+    }
+
+    /// Backward of [`Sequential::forward_tap`]: `d_y` is the gradient of the output and `d_tap`
+    /// that of the tapped feature map; both are carried to the input (and the parameters).
+    pub fn backward_tap(
+        &mut self,
+        caches: Caches,
+        d_y: ArrayD<f32>,
+        tap: usize,
+        d_tap: ArrayD<f32>,
+    ) -> ArrayD<f32> {
+        assert_eq!(caches.len(), self.layers.len(), "caches from another model");
+        let mut d_tap = Some(d_tap);
+        let mut d = d_y;
+        for (i, ((_, m), c)) in self.layers.iter_mut().zip(caches).enumerate().rev() {
+            if i == tap {
+                d += &d_tap.take().expect("one tap");
+            }
+            d = m.backward(c, d, true).expect("input gradient requested");
+        }
+        d
     }
 
     /// As [`Sequential::backward`] but skips the input gradient of the first layer (the
