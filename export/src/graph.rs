@@ -8,6 +8,7 @@
 //! features is the shape `[n, 1, 1]`. The graph input is the latent vector `z`.
 
 use std::fmt;
+use tinygen_runtime::geometry::ConvGeometry;
 
 /// Shape of one sample's activation: channels, height, width (row-major, CHW).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,47 +79,25 @@ pub struct Conv {
 }
 
 impl Conv {
-    /// Output height and width of a plain convolution on an `h x w` input, if positive.
-    pub fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let f = |n: usize, k: usize, s: usize, p: usize| -> Option<usize> {
-            let padded = n.checked_add(2 * p)?;
-            if padded < k || s == 0 {
-                return None;
-            }
-            Some((padded - k) / s + 1)
-        };
-        Some((
-            f(h, self.kernel.0, self.stride.0, self.pad.0)?,
-            f(w, self.kernel.1, self.stride.1, self.pad.1)?,
-        ))
+    /// Kernel, stride and padding as the runtime's [`ConvGeometry`], which owns the checks
+    /// and the output-size formulas.
+    pub fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            kernel: self.kernel,
+            stride: self.stride,
+            pad: self.pad,
+            output_padding: self.output_padding,
+        }
     }
 
-    /// Output height and width of a transposed convolution on an `h x w` input, if positive:
-    /// `s * (n - 1) + output_padding + k - 2 * pad`.
+    /// Output height and width of a plain convolution on an `h x w` input, if positive.
+    pub fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        self.geometry().conv_out(h, w)
+    }
+
+    /// Output height and width of a transposed convolution on an `h x w` input, if positive.
     pub fn conv_transpose_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let f = |n: usize, k: usize, s: usize, p: usize, op: usize| -> Option<usize> {
-            if n == 0 || s == 0 {
-                return None;
-            }
-            let full = s.checked_mul(n - 1)?.checked_add(op)?.checked_add(k)?;
-            full.checked_sub(2 * p).filter(|&o| o > 0)
-        };
-        Some((
-            f(
-                h,
-                self.kernel.0,
-                self.stride.0,
-                self.pad.0,
-                self.output_padding.0,
-            )?,
-            f(
-                w,
-                self.kernel.1,
-                self.stride.1,
-                self.pad.1,
-                self.output_padding.1,
-            )?,
-        ))
+        self.geometry().conv_transpose_out(h, w)
     }
 }
 
@@ -227,26 +206,12 @@ impl Layer {
                     return Err(mismatch(format!("{} input channels", c.in_ch)));
                 }
                 let (kh, kw) = c.kernel;
-                if kh == 0 || kw == 0 || c.stride.0 == 0 || c.stride.1 == 0 {
-                    return Err(GraphError::BadAttribute {
+                c.geometry()
+                    .check(transposed)
+                    .map_err(|e| GraphError::BadAttribute {
                         layer: index,
-                        what: "kernel and stride must be at least 1",
-                    });
-                }
-                if !transposed && c.output_padding != (0, 0) {
-                    return Err(GraphError::BadAttribute {
-                        layer: index,
-                        what: "output_padding is only for ConvTranspose2d",
-                    });
-                }
-                if transposed
-                    && (c.output_padding.0 >= c.stride.0 || c.output_padding.1 >= c.stride.1)
-                {
-                    return Err(GraphError::BadAttribute {
-                        layer: index,
-                        what: "output_padding must be smaller than the stride",
-                    });
-                }
+                        what: e.message(),
+                    })?;
                 check_len(
                     index,
                     "weight",
@@ -254,13 +219,10 @@ impl Layer {
                     c.in_ch * c.out_ch * kh * kw,
                 )?;
                 check_len(index, "bias", c.bias.len(), c.out_ch)?;
-                let out = if transposed {
-                    c.conv_transpose_out(input.h, input.w)
-                } else {
-                    c.conv_out(input.h, input.w)
-                };
-                let (h, w) =
-                    out.ok_or_else(|| mismatch("a spatial size the kernel fits".into()))?;
+                let (h, w) = c
+                    .geometry()
+                    .output_size(transposed, input.h, input.w)
+                    .ok_or_else(|| mismatch("a spatial size the kernel fits".into()))?;
                 Ok(Shape::chw(c.out_ch, h, w))
             }
             Layer::Relu | Layer::Tanh | Layer::Sigmoid => Ok(input),

@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod format;
+pub mod geometry;
 pub mod kernels;
 pub mod model;
 pub mod rng;

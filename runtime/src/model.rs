@@ -33,6 +33,7 @@ mod cast;
 
 use crate::error::Error;
 use crate::format::{self, header, record};
+use crate::geometry::ConvGeometry;
 use crate::kernels::{self, ConvGeom, Requant};
 use crate::rng::Rng;
 
@@ -424,50 +425,26 @@ impl<'a> Walker<'a> {
             let g = |i: usize| -> Result<usize, Error> {
                 Ok(usize::from(u16_at(file, at(record::GEOMETRY) + 2 * i)?))
             };
-            let (k_h, k_w, s_h, s_w) = (g(0)?, g(1)?, g(2)?, g(3)?);
-            let (p_h, p_w, op_h, op_w) = (g(4)?, g(5)?, g(6)?, g(7)?);
-            if k_h == 0 || k_w == 0 || s_h == 0 || s_w == 0 {
+            let geometry = ConvGeometry {
+                kernel: (g(0)?, g(1)?),
+                stride: (g(2)?, g(3)?),
+                pad: (g(4)?, g(5)?),
+                output_padding: (g(6)?, g(7)?),
+            };
+            let transposed = code == format::OP_CONV_TRANSPOSE2D;
+            if geometry.check(transposed).is_err() {
                 return Err(Error::BadAttribute { layer });
             }
-            let (out_h, out_w) = if code == format::OP_CONV2D {
-                if op_h != 0 || op_w != 0 {
-                    return Err(Error::BadAttribute { layer });
-                }
-                // (n + 2p - k) / s + 1, when the padded input holds the kernel.
-                let f = |n: usize, k: usize, s: usize, p: usize| {
-                    (n + 2 * p).checked_sub(k).map(|r| r / s + 1)
-                };
-                (f(input.h, k_h, s_h, p_h), f(input.w, k_w, s_w, p_w))
-            } else {
-                if op_h >= s_h || op_w >= s_w {
-                    return Err(Error::BadAttribute { layer });
-                }
-                // s (n - 1) + output_padding + k - 2p, when positive.
-                let f = |n: usize, k: usize, s: usize, p: usize, o: usize| {
-                    n.checked_sub(1)
-                        .and_then(|m| m.checked_mul(s))
-                        .and_then(|m| m.checked_add(o + k))
-                        .and_then(|m| m.checked_sub(2 * p))
-                        .filter(|&m| m > 0)
-                };
-                (
-                    f(input.h, k_h, s_h, p_h, op_h),
-                    f(input.w, k_w, s_w, p_w, op_w),
-                )
-            };
-            match (out_h, out_w) {
-                (Some(h), Some(w)) if h == output.h && w == output.w => {}
-                (Some(h), Some(w)) => {
+            match geometry.output_size(transposed, input.h, input.w) {
+                Some((h, w)) if h == output.h && w == output.w => {}
+                Some((h, w)) => {
                     return Err(mismatch(output.c.saturating_mul(h).saturating_mul(w)));
                 }
-                _ => return Err(mismatch(0)),
+                None => return Err(mismatch(0)),
             }
-            geom.k_h = k_h;
-            geom.k_w = k_w;
-            geom.stride_h = s_h;
-            geom.stride_w = s_w;
-            geom.pad_h = p_h;
-            geom.pad_w = p_w;
+            (geom.k_h, geom.k_w) = geometry.kernel;
+            (geom.stride_h, geom.stride_w) = geometry.stride;
+            (geom.pad_h, geom.pad_w) = geometry.pad;
         }
 
         // Shape rules and the tensors each op needs.

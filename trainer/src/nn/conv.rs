@@ -4,6 +4,8 @@
 use ndarray::{Array1, Array4, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
+use tinygen_runtime::geometry::ConvGeometry;
+
 use super::Param;
 use crate::gemm::gemm;
 use crate::init;
@@ -40,40 +42,25 @@ impl ConvSpec {
         }
     }
 
-    /// Output size of a plain convolution on `h x w`, if the kernel fits.
-    pub fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let f =
-            |n: usize, k: usize, s: usize, p: usize| (n + 2 * p).checked_sub(k).map(|d| d / s + 1);
-        Some((
-            f(h, self.kernel.0, self.stride.0, self.pad.0)?,
-            f(w, self.kernel.1, self.stride.1, self.pad.1)?,
-        ))
+    /// Kernel, stride and padding as the runtime's [`ConvGeometry`], which owns the checks
+    /// and the output-size formulas.
+    pub fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            kernel: self.kernel,
+            stride: self.stride,
+            pad: self.pad,
+            output_padding: self.output_padding,
+        }
     }
 
-    /// Output size of a transposed convolution on `h x w`:
-    /// `s * (n - 1) + output_padding + k - 2 * pad`, if positive.
+    /// Output size of a plain convolution on `h x w`, if the kernel fits.
+    pub fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        self.geometry().conv_out(h, w)
+    }
+
+    /// Output size of a transposed convolution on `h x w`, if positive.
     pub fn conv_transpose_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let f = |n: usize, k: usize, s: usize, p: usize, op: usize| {
-            (s * n.checked_sub(1)? + op + k)
-                .checked_sub(2 * p)
-                .filter(|&o| o > 0)
-        };
-        Some((
-            f(
-                h,
-                self.kernel.0,
-                self.stride.0,
-                self.pad.0,
-                self.output_padding.0,
-            )?,
-            f(
-                w,
-                self.kernel.1,
-                self.stride.1,
-                self.pad.1,
-                self.output_padding.1,
-            )?,
-        ))
+        self.geometry().conv_transpose_out(h, w)
     }
 
     /// Weights per output channel of a plain convolution (`in_ch * kh * kw`).
