@@ -1,7 +1,7 @@
 //! The work of `tinygen verify`: runs the verification chain on an export folder with fresh
 //! random inputs and returns the largest difference of every link.
 //!
-//! Links and tolerances (DESIGN.md, "Verification chain"):
+//! Links and tolerances:
 //! - runtime f32 (`NAME.tgm`) vs tract on `NAME.onnx`: `max |runtime - tract| / max |tract|`
 //!   at most [`F32_REL_TOL`]. Both compute in f32 and add the same products in different orders
 //!   (and use different tanh/sigmoid approximations, about 2e-7 apart), so they differ by a few

@@ -1,4 +1,4 @@
-//! The verification chain on trained models of every kind (DESIGN.md, "Verification chain"):
+//! The verification chain (the links of `tinygen::verify`) on trained models of every kind:
 //! each model is trained for a few steps on the built-in 8x8 digits, loaded back from its run
 //! folder, and every part it can export (decoder/generator, encoder, discriminator) goes through
 //!
@@ -27,7 +27,7 @@ use tinygen_trainer::models::{Model, ModelKind};
 
 /// Largest allowed |tract - runtime| per layer in int8 steps with free scales: the device
 /// requantizes with a Q31 multiplier, tract with `round_half_even(f32 product / s_out)`, so a value
-/// near a rounding tie may land one step apart (NOTES-onnx-int8 §3.5).
+/// near a rounding tie may land one step apart.
 const FREE_SCALE_TOL: i32 = 1;
 
 /// Samples compared per part.

@@ -1,4 +1,4 @@
-//! int8 output quality of a trained VAE decoder (DESIGN.md, verification chain link 5): the int8
+//! int8 output quality of a trained VAE decoder (the last link of the verification chain): the int8
 //! model file against the f32 model file, both run by the runtime on the same latents.
 //!
 //! PSNR = 10 log10(1 / MSE) over [0, 1] outputs. The ceiling is set by the output quantisation

@@ -324,7 +324,7 @@ fn ref_forward_all(g: &Graph, z: &[f32], batch: usize) -> Vec<Vec<f64>> {
 // ---------------------------------------------------------------------------------------------
 // tract.
 
-/// The two tract paths of NOTES §2: decluttered only, and fully optimised.
+/// tract's two execution paths, decluttered only and fully optimised; both must agree.
 fn load(bytes: &[u8]) -> Result<[Tract; 2], CheckError> {
     let with = |plan| {
         Tract::load(
@@ -493,7 +493,8 @@ fn validation_cases_for_the_float_models() {
 // int8 QDQ models against the integer-only simulation of the device (`quant::simulate`).
 //
 // Tolerance: none. With the default (snapped) scales every int8 tensor of tract's run must equal
-// the simulation's bit for bit (NOTES §3.4); the float output is the dequantised last int8
+// the simulation's bit for bit (a power-of-two rescale is exact in f32, and both round half to
+// even); the float output is the dequantised last int8
 // tensor, `(q - zp) * s` with a power-of-two `s`, exact in f32 in both.
 
 mod int8 {
@@ -668,7 +669,9 @@ mod int8 {
     }
 
     /// Validation cases for `tools/validate_onnx.py`: float input, tract's float output and every
-    /// int8 tensor (compared exactly by the validator).
+    /// int8 tensor (compared exactly by the validator). Before a case is written, tract's int8
+    /// tensors must equal the runtime's (the model file's) bit for bit and its float output the
+    /// runtime's dequantised output, so a case never records a disagreement as the truth.
     #[test]
     fn validation_cases_for_the_int8_models() {
         let dir = std::env::var_os("TINYGEN_ONNX_CASES")
@@ -704,7 +707,36 @@ mod int8 {
                     }
                 });
             }
-            write_validation_case(
+            let sims = simulate_batch(&q, &z, input.sample_len());
+            assert_eq!(
+                expected.len(),
+                2 + q.layers.len(),
+                "{name}: output, z.q, every layer"
+            );
+            let runtime_out: Vec<f32> = sims.iter().flat_map(|s| s.output.clone()).collect();
+            assert_eq!(
+                out[0].as_f32().unwrap(),
+                &runtime_out[..],
+                "{name}: tract's float output against the runtime's"
+            );
+            for (k, t) in out.iter().enumerate().skip(1) {
+                let want: Vec<i8> = sims
+                    .iter()
+                    .flat_map(|s| {
+                        if k == 1 {
+                            s.input.clone()
+                        } else {
+                            s.layers[k - 2].clone()
+                        }
+                    })
+                    .collect();
+                let bad = mismatches(t.as_i8().unwrap(), &want);
+                assert_eq!(
+                    bad, 0,
+                    "{name}: int8 tensor {k}, {bad} values differ from the runtime's"
+                );
+            }
+            let json = write_validation_case(
                 &dir,
                 &format!("int8_{name}"),
                 &model.bytes,
@@ -712,6 +744,16 @@ mod int8 {
                 &expected,
             )
             .unwrap();
+            let written = std::fs::read_to_string(&json).unwrap();
+            assert_eq!(
+                written.matches(".bin").count(),
+                1 + expected.len(),
+                "{name}: the case lists the input and every expected tensor"
+            );
+            assert_eq!(
+                std::fs::read(dir.join(format!("int8_{name}.onnx"))).unwrap(),
+                model.bytes
+            );
         }
     }
 }
