@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use ndarray::Array2;
-use tinygen_runtime::model::{Dims, Kind, Precision};
+use tinygen_runtime::model::{Dims, Part, Precision};
 use tinygen_runtime::rng::Rng;
 use tinygen_trainer::data::PixelRange;
 use tinygen_trainer::image::{self, GridOptions};
@@ -41,13 +41,13 @@ pub struct SampleSummary {
 
 /// Fails unless `file` holds a generator (a decoder or GAN generator), naming the file.
 pub fn require_generator(file: &ModelFile) -> Result<()> {
-    let kind = file.model()?.kind();
-    if kind != Kind::Generator {
+    let part = file.model()?.part();
+    if part != Part::Generator {
         bail!(
-            "{} holds {} ({kind:?}), not a generator: only a decoder or generator can sample",
+            "{} holds {} ({part:?}), not a generator: only a decoder or generator can sample",
             file.path.display(),
-            match kind {
-                Kind::Encoder => "an encoder",
+            match part {
+                Part::Encoder => "an encoder",
                 _ => "a discriminator",
             },
         );

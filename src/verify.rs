@@ -23,7 +23,7 @@ use ndarray::Array2;
 use prost::Message;
 use tinygen_export::check::{self, batch_dims, Tract};
 use tinygen_export::onnx::proto::ModelProto;
-use tinygen_runtime::model::{Kind, Precision};
+use tinygen_runtime::model::{Part, Precision};
 use tinygen_runtime::rng::Rng;
 use tinygen_trainer::train::TrainConfig;
 
@@ -168,8 +168,8 @@ pub fn verify_dir(opts: &VerifyOptions) -> Result<VerifyReport> {
                 rows.push(int8_row(names, &got, &want, scale, free));
             }
         }
-        if let (Some((cfg, trained)), Precision::F32, Kind::Generator) =
-            (&run, model.precision(), model.kind())
+        if let (Some((cfg, trained)), Precision::F32, Part::Generator) =
+            (&run, model.precision(), model.part())
         {
             rows.push(trainer_row(
                 cfg,

@@ -9,6 +9,7 @@
 
 use std::fmt;
 use tinygen_runtime::geometry::ConvGeometry;
+pub use tinygen_runtime::vocab::{OutputRange, Part};
 
 /// Shape of one sample's activation: channels, height, width (row-major, CHW).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -261,28 +262,6 @@ fn check_len(
             expected,
         })
     }
-}
-
-/// What part of a trained model a graph is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Part {
-    /// A VAE decoder or GAN generator: latent in, image out.
-    Generator,
-    /// A VAE encoder (outputs `[mu, logvar]` concatenated).
-    Encoder,
-    /// A GAN discriminator (outputs one logit).
-    Discriminator,
-}
-
-/// The range the graph's output lies in, for conversion to pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputRange {
-    /// `[0, 1]` (sigmoid output).
-    ZeroOne,
-    /// `[-1, 1]` (tanh output).
-    MinusOneOne,
-    /// No fixed range.
-    Unbounded,
 }
 
 /// An ordered list of inference layers from an input vector to an output tensor.

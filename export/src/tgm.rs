@@ -8,9 +8,9 @@
 use std::ops::Deref;
 
 use tinygen_runtime::format::{self, header, record};
-use tinygen_runtime::model::Model;
+use tinygen_runtime::model::{Model, Precision};
 
-use crate::graph::{Graph, GraphError, Layer, OutputRange, Part, Shape};
+use crate::graph::{Graph, GraphError, Layer, Shape};
 use crate::quant::{ConvAttrs, QLayer, QLinear, QuantGraph};
 
 /// Why a model file could not be written.
@@ -106,22 +106,6 @@ fn i32_bytes(v: &[i32]) -> Vec<u8> {
 
 fn i8_bytes(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
-}
-
-fn kind_code(part: Part) -> u8 {
-    match part {
-        Part::Generator => format::KIND_GENERATOR,
-        Part::Encoder => format::KIND_ENCODER,
-        Part::Discriminator => format::KIND_DISCRIMINATOR,
-    }
-}
-
-fn range_code(range: OutputRange) -> u8 {
-    match range {
-        OutputRange::Unbounded => format::RANGE_UNBOUNDED,
-        OutputRange::ZeroOne => format::RANGE_ZERO_ONE,
-        OutputRange::MinusOneOne => format::RANGE_MINUS_ONE_ONE,
-    }
 }
 
 fn geometry(c: &ConvAttrs) -> [usize; 8] {
@@ -307,9 +291,9 @@ pub fn write_f32(graph: &Graph) -> Result<Vec<u8>, TgmError> {
         });
     }
     let head = Head {
-        kind: kind_code(graph.part),
-        precision: format::PRECISION_F32,
-        range: range_code(graph.output_range()),
+        kind: graph.part.code(),
+        precision: Precision::F32.code(),
+        range: graph.output_range().code(),
         input: graph.input,
         output: *shapes.last().expect("shapes holds the input"),
         input_q: (0.0, 0),
@@ -363,9 +347,9 @@ pub fn write_int8(q: &QuantGraph) -> Result<Vec<u8>, TgmError> {
         });
     }
     let head = Head {
-        kind: kind_code(q.part),
-        precision: format::PRECISION_INT8,
-        range: range_code(q.output_range),
+        kind: q.part.code(),
+        precision: Precision::Int8.code(),
+        range: q.output_range.code(),
         input: q.input_shape,
         output: *shapes.last().expect("shapes holds the input"),
         input_q: (q.input.scale, q.input.zero_point),

@@ -14,3 +14,4 @@ pub mod geometry;
 pub mod kernels;
 pub mod model;
 pub mod rng;
+pub mod vocab;

@@ -36,6 +36,7 @@ use crate::format::{self, header, record};
 use crate::geometry::ConvGeometry;
 use crate::kernels::{self, ConvGeom, Requant};
 use crate::rng::Rng;
+pub use crate::vocab::{OutputRange, Part, Precision};
 
 /// A value aligned to [`format::ALIGN`] bytes, for embedding a model file:
 /// `static M: &Aligned<[u8]> = &Aligned(*include_bytes!("model.tgm"));` then `&M.0`.
@@ -84,50 +85,6 @@ impl Dims {
     }
 }
 
-/// Numeric precision of a model's weights and activations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Precision {
-    /// f32 throughout.
-    F32,
-    /// int8 weights and activations, i32 accumulators.
-    Int8,
-}
-
-/// What part of a trained model the file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// VAE decoder or GAN generator.
-    Generator,
-    /// VAE encoder.
-    Encoder,
-    /// GAN discriminator.
-    Discriminator,
-}
-
-/// The range of the model's output, used to convert it to pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputRange {
-    /// No fixed range; pixels clamp the value to `[0, 1]`.
-    Unbounded,
-    /// `[0, 1]`.
-    ZeroOne,
-    /// `[-1, 1]`.
-    MinusOneOne,
-}
-
-impl OutputRange {
-    /// A pixel `0..=255` for an output value: the range mapped linearly onto `0..=255`, clamped,
-    /// rounded half to even (NaN gives 0).
-    pub fn to_pixel(self, v: f32) -> u8 {
-        let t = match self {
-            OutputRange::MinusOneOne => (v + 1.0) * 0.5,
-            OutputRange::ZeroOne | OutputRange::Unbounded => v,
-        };
-        let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
-        libm::rintf(t * 255.0) as u8
-    }
-}
-
 /// An intermediate activation handed to the callback of [`Model::run_inspect`].
 #[derive(Debug, Clone, Copy)]
 pub enum Activation<'b> {
@@ -153,7 +110,7 @@ pub fn dequantize(q: i8, scale: f32, zero_point: i8) -> f32 {
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
     file: &'a [u8],
-    kind: Kind,
+    part: Part,
     precision: Precision,
     range: OutputRange,
     input: Dims,
@@ -686,18 +643,12 @@ impl<'a> Model<'a> {
             });
         }
 
-        let kind = match u8_at(file, header::KIND)? {
-            format::KIND_GENERATOR => Kind::Generator,
-            format::KIND_ENCODER => Kind::Encoder,
-            format::KIND_DISCRIMINATOR => Kind::Discriminator,
-            code => return Err(Error::BadKind { code }),
-        };
+        let code = u8_at(file, header::KIND)?;
+        let part = Part::from_code(code).ok_or(Error::BadKind { code })?;
         let precision_code = u8_at(file, header::PRECISION)?;
-        let precision = match precision_code {
-            format::PRECISION_F32 => Precision::F32,
-            format::PRECISION_INT8 => Precision::Int8,
-            code => return Err(Error::BadPrecision { code }),
-        };
+        let precision = Precision::from_code(precision_code).ok_or(Error::BadPrecision {
+            code: precision_code,
+        })?;
         let compiled_in = match precision {
             Precision::F32 => cfg!(feature = "f32"),
             Precision::Int8 => cfg!(feature = "int8"),
@@ -707,12 +658,8 @@ impl<'a> Model<'a> {
                 code: precision_code,
             });
         }
-        let range = match u8_at(file, header::OUTPUT_RANGE)? {
-            format::RANGE_UNBOUNDED => OutputRange::Unbounded,
-            format::RANGE_ZERO_ONE => OutputRange::ZeroOne,
-            format::RANGE_MINUS_ONE_ONE => OutputRange::MinusOneOne,
-            code => return Err(Error::BadOutputRange { code }),
-        };
+        let code = u8_at(file, header::OUTPUT_RANGE)?;
+        let range = OutputRange::from_code(code).ok_or(Error::BadOutputRange { code })?;
         check_zero(file, header::RESERVED_A, header::RESERVED_A + 1)?;
         check_zero(
             file,
@@ -834,7 +781,7 @@ impl<'a> Model<'a> {
 
         Ok(Model {
             file,
-            kind,
+            part,
             precision,
             range,
             input,
@@ -881,8 +828,8 @@ impl<'a> Model<'a> {
     }
 
     /// What part of a trained model this is.
-    pub fn kind(&self) -> Kind {
-        self.kind
+    pub fn part(&self) -> Part {
+        self.part
     }
 
     /// The output's range.

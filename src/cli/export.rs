@@ -5,28 +5,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::ValueEnum;
 use tinygen::export::{export_run_with, ExportOptions, ExportStep, DEFAULT_CALIBRATION};
 use tinygen_export::graph::Part;
 
-/// The part of a trained model to export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PartArg {
-    /// The VAE decoder, or the GAN generator.
-    Decoder,
-    /// The VAE encoder (outputs mu and logvar concatenated).
-    Encoder,
-    /// The GAN discriminator (outputs one logit).
-    Discriminator,
-}
-
-impl From<PartArg> for Part {
-    fn from(p: PartArg) -> Part {
-        match p {
-            PartArg::Decoder => Part::Generator,
-            PartArg::Encoder => Part::Encoder,
-            PartArg::Discriminator => Part::Discriminator,
-        }
+/// `--part`: `decoder` (or `generator`), `encoder` or `discriminator`.
+fn parse_part(s: &str) -> Result<Part, String> {
+    match s {
+        "decoder" | "generator" => Ok(Part::Generator),
+        "encoder" => Ok(Part::Encoder),
+        "discriminator" => Ok(Part::Discriminator),
+        _ => Err(format!(
+            "unknown part {s:?}; expected decoder (a GAN's generator), encoder or discriminator"
+        )),
     }
 }
 
@@ -55,9 +45,10 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Which part to export ("decoder" is the generator of a GAN).
-    #[arg(long, value_enum, default_value_t = PartArg::Decoder)]
-    pub part: PartArg,
+    /// Which part to export: decoder (the generator of a GAN; "generator" also works),
+    /// encoder or discriminator.
+    #[arg(long, value_name = "PART", value_parser = parse_part, default_value = "decoder")]
+    pub part: Part,
 
     /// Also write the int8 model (NAME.int8.onnx, NAME.int8.tgm).
     #[arg(long)]
@@ -82,7 +73,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let opts = ExportOptions {
         run: args.run,
         out: args.out,
-        part: Part::from(args.part),
+        part: args.part,
         int8: args.int8,
         calib: args.calib,
         free_scales: args.free_scales,

@@ -120,13 +120,10 @@ pub struct GrayImage {
     pub pixels: Vec<u8>,
 }
 
-/// Maps a value in `range` to a gray level: clamped, NaN black, rounded to nearest.
+/// Maps a value in `range` to a gray level by the runtime's one pixel rule
+/// ([`tinygen_runtime::vocab::OutputRange::to_pixel`]: clamped, NaN black, half to even).
 pub fn to_gray(v: f32, range: PixelRange) -> u8 {
-    let u = range.to_unit(v);
-    if u.is_nan() {
-        return 0;
-    }
-    (u.clamp(0.0, 1.0) * 255.0).round() as u8
+    range.output_range().to_pixel(v)
 }
 
 /// Lays out `images` (n, height*width) as a grid.

@@ -24,6 +24,7 @@ mod idx;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayView1, Axis};
+use tinygen_runtime::vocab::OutputRange;
 
 pub use batch::{Batch, Batcher};
 pub use csv::{load_digits_csv, parse_digits_csv, CSV_COLUMNS, CSV_MAX_PIXEL};
@@ -97,12 +98,17 @@ impl PixelRange {
         1.0
     }
 
+    /// The model output range of this pixel range (the runtime's vocabulary).
+    pub fn output_range(self) -> OutputRange {
+        match self {
+            PixelRange::ZeroOne => OutputRange::ZeroOne,
+            PixelRange::MinusOneOne => OutputRange::MinusOneOne,
+        }
+    }
+
     /// Maps a value in this range to `[0, 1]` (no clamping).
     pub fn to_unit(self, v: f32) -> f32 {
-        match self {
-            PixelRange::ZeroOne => v,
-            PixelRange::MinusOneOne => (v + 1.0) * 0.5,
-        }
+        self.output_range().to_unit(v)
     }
 
     /// Maps a value in `[0, 1]` to this range (no clamping).

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tinygen_export::{Conv, Graph, Layer, Part, Shape};
 use tinygen_runtime::format::{self, record};
-use tinygen_runtime::model::{Kind, Model};
+use tinygen_runtime::model::Model;
 use tinygen_runtime::rng::Rng;
 
 use crate::{fnv1a, write, SplitMix};
@@ -175,10 +175,10 @@ fn emit(dir: &Path, name: &str, source: &str, file: &[u8]) -> Result<(), String>
     let bytes = tinygen_export::tgm::AlignedBytes::new(file);
     let model = Model::parse(bytes.as_slice())
         .map_err(|e| format!("{source}: not a valid model file: {e}"))?;
-    if model.kind() != Kind::Generator {
+    if model.part() != Part::Generator {
         return Err(format!(
             "{source}: holds the {:?} part; the firmware runs a generator (a VAE decoder or GAN generator)",
-            model.kind()
+            model.part()
         ));
     }
     let n = model.output_len();
