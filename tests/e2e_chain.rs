@@ -21,7 +21,9 @@ use tinygen_export::graph::{Graph, Part};
 use tinygen_export::onnx::{
     export_f32, export_qdq, export_qdq_per_layer, to_onnx_qdq, CaseTensor, QdqOptions,
 };
-use tinygen_export::quant::{quantize, simulate, QuantGraph, QuantOptions, Simulation};
+use tinygen_export::quant::{
+    batch_tensor, quantize, simulate, QuantGraph, QuantOptions, Simulation,
+};
 use tinygen_export::tgm;
 use tinygen_trainer::models::{Model, ModelKind};
 
@@ -71,17 +73,8 @@ fn per_layer(
     let models = export_qdq_per_layer(q, name).expect("per-layer QDQ models");
     assert_eq!(models.len(), q.layers.len());
     for (i, m) in models.iter().enumerate() {
-        let input: Vec<i8> = sims
-            .iter()
-            .flat_map(|s| {
-                if i == 0 {
-                    s.input.clone()
-                } else {
-                    s.layers[i - 1].clone()
-                }
-            })
-            .collect();
-        let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
+        let input = batch_tensor(sims, i);
+        let want = batch_tensor(sims, i + 1);
         let in_dims = batch_dims(sims.len(), &m.inputs[0].dims);
         let got = Tract::from_bytes(&m.bytes)
             .expect("tract loads the model")
@@ -226,16 +219,7 @@ fn check_kind(kind: ModelKind) {
         )];
         for (k, t) in outs.iter().enumerate().skip(1) {
             let got = t.as_i8().expect("an int8 tensor").to_vec();
-            let want: Vec<i8> = sims
-                .iter()
-                .flat_map(|s| {
-                    if k == 1 {
-                        s.input.clone()
-                    } else {
-                        s.layers[k - 2].clone()
-                    }
-                })
-                .collect();
+            let want = batch_tensor(&sims, k - 1);
             assert!(
                 got == want,
                 "{name}: int8 tensor {} of the whole QDQ model differs from the runtime's",

@@ -660,6 +660,25 @@ pub struct Simulation {
     pub output: Vec<f32>,
 }
 
+impl Simulation {
+    /// The int8 tensor entering layer `i`: the quantized input for `i = 0`, else the output
+    /// of layer `i - 1` (the last layer's output for `i = layers.len()`).
+    pub fn tensor(&self, i: usize) -> &[i8] {
+        if i == 0 {
+            &self.input
+        } else {
+            &self.layers[i - 1]
+        }
+    }
+}
+
+/// [`Simulation::tensor`] `i` of every sample of a batch, concatenated in order.
+pub fn batch_tensor(sims: &[Simulation], i: usize) -> Vec<i8> {
+    sims.iter()
+        .flat_map(|s| s.tensor(i).iter().copied())
+        .collect()
+}
+
 /// Runs the quantized graph on `z` through the runtime's int8 path (the model file the device
 /// reads), recording every layer's int8 output.
 pub fn simulate(q: &QuantGraph, z: &[f32]) -> Result<Simulation, QuantError> {

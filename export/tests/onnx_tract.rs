@@ -502,7 +502,9 @@ mod int8 {
     use prost::Message;
     use tinygen_export::onnx::proto::ModelProto;
     use tinygen_export::onnx::{export_qdq, export_qdq_per_layer, to_onnx_qdq, QdqOptions};
-    use tinygen_export::quant::{quantize, simulate, QuantGraph, QuantOptions, Simulation};
+    use tinygen_export::quant::{
+        batch_tensor, quantize, simulate, QuantGraph, QuantOptions, Simulation,
+    };
 
     fn quantized(g: &Graph, seed: u64) -> QuantGraph {
         let mut r = Rng(seed);
@@ -554,12 +556,12 @@ mod int8 {
                     .run_all_f32(&batch_dims(batch, &input.dims), &z)
                     .unwrap();
                 // outputs: [float output, z.q, layer 0, ..., layer L-1]
-                let zq: Vec<i8> = sims.iter().flat_map(|s| s.input.clone()).collect();
+                let zq = batch_tensor(&sims, 0);
                 let got = out[1].as_i8().unwrap();
                 assert_eq!(mismatches(got, &zq), 0, "{name} ({path}): quantized input");
                 let mut total = 0;
                 for i in 0..q.layers.len() {
-                    let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
+                    let want = batch_tensor(&sims, i + 1);
                     let got = out[2 + i].as_i8().unwrap();
                     let bad = mismatches(got, &want);
                     assert_eq!(
@@ -597,17 +599,8 @@ mod int8 {
             let models = export_qdq_per_layer(&q, name).unwrap();
             assert_eq!(models.len(), q.layers.len());
             for (i, m) in models.iter().enumerate() {
-                let input: Vec<i8> = sims
-                    .iter()
-                    .flat_map(|s| {
-                        if i == 0 {
-                            s.input.clone()
-                        } else {
-                            s.layers[i - 1].clone()
-                        }
-                    })
-                    .collect();
-                let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
+                let input = batch_tensor(&sims, i);
+                let want = batch_tensor(&sims, i + 1);
                 let [_, opt] = load(&m.bytes).unwrap();
                 let got = opt
                     .run_i8(&batch_dims(batch, &m.inputs[0].dims), &input)
@@ -640,17 +633,8 @@ mod int8 {
             let sims = simulate_batch(&q, &z, g.input.len());
             let (mut off, mut total) = (0, 0);
             for (i, m) in export_qdq_per_layer(&q, name).unwrap().iter().enumerate() {
-                let input: Vec<i8> = sims
-                    .iter()
-                    .flat_map(|s| {
-                        if i == 0 {
-                            s.input.clone()
-                        } else {
-                            s.layers[i - 1].clone()
-                        }
-                    })
-                    .collect();
-                let want: Vec<i8> = sims.iter().flat_map(|s| s.layers[i].clone()).collect();
+                let input = batch_tensor(&sims, i);
+                let want = batch_tensor(&sims, i + 1);
                 let [_, opt] = load(&m.bytes).unwrap();
                 let got = opt
                     .run_i8(&batch_dims(batch, &m.inputs[0].dims), &input)
@@ -720,16 +704,7 @@ mod int8 {
                 "{name}: tract's float output against the runtime's"
             );
             for (k, t) in out.iter().enumerate().skip(1) {
-                let want: Vec<i8> = sims
-                    .iter()
-                    .flat_map(|s| {
-                        if k == 1 {
-                            s.input.clone()
-                        } else {
-                            s.layers[k - 2].clone()
-                        }
-                    })
-                    .collect();
+                let want = batch_tensor(&sims, k - 1);
                 let bad = mismatches(t.as_i8().unwrap(), &want);
                 assert_eq!(
                     bad, 0,
