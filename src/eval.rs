@@ -598,7 +598,7 @@ pub fn evaluate_loaded(
     }
 
     let mut vae = None;
-    if let Some(v) = model.vae_mut() {
+    if let Some(mut v) = model.sampling_vae() {
         let k = opts.iw_images.min(reference.images.nrows());
         let test = reference.images.slice(s![..k, ..]);
         log.line(&format!(

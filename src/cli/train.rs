@@ -110,7 +110,8 @@ pub struct Args {
     #[arg(long, value_name = "B")]
     pub batch_size: Option<usize>,
 
-    /// Learning rate of every part. Default: 1e-3 for the VAEs, 2e-4 for the GANs and vaegan.
+    /// Learning rate of every part. Default: 1e-3 for the VAEs and vaegan's encoder and
+    /// decoder, 2e-4 for the GANs and every discriminator.
     #[arg(long, value_name = "LR")]
     pub lr: Option<f32>,
 
@@ -131,8 +132,8 @@ pub struct Args {
     #[arg(long, value_name = "N", help_heading = "Model")]
     pub latent: Option<usize>,
 
-    /// Hidden widths, comma separated: the VAE encoder (the decoder mirrors it; default 400) or
-    /// the MLP GAN generator (default 256,512,1024).
+    /// Hidden widths, comma separated: the VAE encoder (the decoder mirrors it; default 400,
+    /// for vaegan 512,512) or the MLP GAN generator (default 256,512,1024).
     #[arg(
         long,
         value_name = "N,N,..",
@@ -187,14 +188,19 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "GAN")]
     pub d_steps: usize,
 
-    /// Keep an exponential moving average of the generator's weights with this decay (e.g.
-    /// 0.999); samples and export use it.
+    /// Keep an exponential moving average of the generator's (vaegan: the decoder's) weights
+    /// with this decay (e.g. 0.999); samples, export and evaluation use it.
     #[arg(long, value_name = "DECAY", help_heading = "GAN")]
     pub ema: Option<f32>,
 
     /// vaegan: weight of the adversarial loss in the decoder's loss.
     #[arg(long, value_name = "W", default_value_t = 1.0, help_heading = "GAN")]
     pub adv_weight: f32,
+
+    /// vaegan: weight of the reconstruction error in the discriminator's last hidden features
+    /// (Larsen et al. 2016), beside the pixel reconstruction; 0 turns it off.
+    #[arg(long, value_name = "W", default_value_t = 0.0, help_heading = "GAN")]
+    pub feature_weight: f32,
 }
 
 impl Args {
@@ -230,6 +236,7 @@ impl Args {
         m.d_steps = self.d_steps;
         m.ema = self.ema;
         m.adv_weight = self.adv_weight;
+        m.feature_weight = self.feature_weight;
         m
     }
 }

@@ -36,7 +36,10 @@ pub fn tiny_config(kind: ModelKind, epochs: u64, limit_train: Option<usize>) -> 
             model.hidden = vec![64, 128];
             model.d_hidden = vec![128, 64];
         }
-        ModelKind::VaeGan => model.d_hidden = vec![128, 64],
+        ModelKind::VaeGan => {
+            model.hidden = vec![128, 128];
+            model.d_hidden = vec![128, 64];
+        }
         ModelKind::Dcgan | ModelKind::VaeConv => model.channels = 8,
         ModelKind::Vae => {}
     }

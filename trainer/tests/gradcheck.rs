@@ -470,7 +470,7 @@ fn sequential_tap() {
     let ana = m.parameters()[0].grad.to_vec();
     for (j, &a) in ana.iter().enumerate() {
         let orig = m.parameters()[0].value[j];
-        let mut at = |v: f32, m: &mut Sequential| {
+        let at = |v: f32, m: &mut Sequential| {
             m.parameters()[0].value[j] = v;
             let stored = m.parameters()[0].value[j];
             let (y, h, _) = m.forward_tap(x.clone(), tap, Mode::Train, &mut rng(0));

@@ -48,7 +48,10 @@ fn config(kind: ModelKind, epochs: u64, splits: &Splits) -> TrainConfig {
             model.hidden = vec![64, 128];
             model.d_hidden = vec![128, 64];
         }
-        ModelKind::VaeGan => model.d_hidden = vec![128, 64],
+        ModelKind::VaeGan => {
+            model.hidden = vec![128, 128];
+            model.d_hidden = vec![128, 64];
+        }
         ModelKind::Dcgan | ModelKind::VaeConv => model.channels = 16,
         ModelKind::Vae => {}
     }
@@ -171,17 +174,21 @@ fn mean_image_distance(model: &mut Model, splits: &Splits, seed: u64) -> f64 {
 
 #[test]
 fn gans_move_their_samples_towards_the_data() {
-    for (kind, epochs) in [
-        (ModelKind::Gan, 6),
-        (ModelKind::Dcgan, 6),
-        (ModelKind::VaeGan, 4),
+    // The VAE-GAN twice: pixel reconstruction only, and with the reconstruction in the
+    // discriminator's features (Larsen et al.) beside it.
+    for (kind, epochs, feature_weight) in [
+        (ModelKind::Gan, 6, 0.0),
+        (ModelKind::Dcgan, 6, 0.0),
+        (ModelKind::VaeGan, 4, 0.0),
+        (ModelKind::VaeGan, 4, 1.0),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(
+        let mut cfg = config(
             kind,
             epochs,
             &tinygen_trainer::data::builtin_digits().unwrap(),
         );
+        cfg.model.feature_weight = feature_weight;
         let splits = cfg.load_data().unwrap();
         let mut fresh =
             Model::new(&cfg.model, &mut Xoshiro256PlusPlus::seed_from_u64(cfg.seed)).unwrap();

@@ -272,9 +272,9 @@ mod trained_tests {
 
     #[test]
     fn iw_bound_tightens_and_matches_prior_sampling() {
-        let (mut model, test) = trained_vae();
+        let (model, test) = trained_vae();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
-        let vae = model.vae_mut().expect("a VAE");
+        let mut vae = model.sampling_vae().expect("a VAE");
         let r = vae.likelihood(test.view(), 100, &mut rng);
         let nll: Vec<f64> = r.iw_nll.iter().map(|&(_, v)| v).collect();
         // Burda et al.: E[L_k] rises with k, so the NLL estimate falls. This 2-D posterior is
@@ -314,8 +314,11 @@ mod trained_tests {
 
     #[test]
     fn active_units_of_a_trained_2d_vae() {
-        let (mut model, test) = trained_vae();
-        let (active, vars) = model.vae_mut().expect("a VAE").active_units(test.view());
+        let (model, test) = trained_vae();
+        let (active, vars) = model
+            .sampling_vae()
+            .expect("a VAE")
+            .active_units(test.view());
         assert_eq!(vars.len(), 2);
         // A 2-D VAE trained on digits uses both units (variances of order one).
         assert_eq!(active, 2, "{vars:?}");

@@ -221,6 +221,10 @@ pub struct ModelConfig {
     pub ema: Option<f32>,
     /// Weight of the generator's adversarial loss in the VAE-GAN decoder loss.
     pub adv_weight: f32,
+    /// VAE-GAN: weight of the reconstruction error measured in the discriminator's last hidden
+    /// features (0: pixels only). Absent from run configs written before it existed.
+    #[serde(default)]
+    pub feature_weight: f32,
 }
 
 impl ModelConfig {
@@ -235,8 +239,11 @@ impl ModelConfig {
                 ModelKind::Gan | ModelKind::Dcgan => 100,
                 _ => 20,
             },
+            // vaegan: two hidden layers, which the adversarial term turns into a large gain
+            // in FD and recall over the same VAE (BENCHMARKS.md, "vaegan").
             hidden: match kind {
                 ModelKind::Gan => vec![256, 512, 1024],
+                ModelKind::VaeGan => vec![512, 512],
                 _ => vec![400],
             },
             d_hidden: vec![512, 256],
@@ -246,12 +253,19 @@ impl ModelConfig {
             likelihood: Likelihood::Bernoulli,
             loss: AdvLoss::Nonsaturating,
             label_smoothing: 0.0,
-            lr_g: if gan { 2e-4 } else { 1e-3 },
+            // The VAE-GAN's encoder and decoder learn at the VAE's rate, its discriminator
+            // at the GAN's.
+            lr_g: if matches!(kind, ModelKind::Gan | ModelKind::Dcgan) {
+                2e-4
+            } else {
+                1e-3
+            },
             lr_d: 2e-4,
             beta1: if gan { 0.5 } else { 0.9 },
             d_steps: 1,
             ema: None,
             adv_weight: 1.0,
+            feature_weight: 0.0,
         }
     }
 
@@ -314,6 +328,12 @@ impl ModelConfig {
                     "--ema must be a decay in [0, 1), e.g. 0.999; got {d}"
                 ));
             }
+        }
+        if !(self.feature_weight.is_finite() && self.feature_weight >= 0.0) {
+            return bad(format!(
+                "--feature-weight must be finite and >= 0, got {}",
+                self.feature_weight
+            ));
         }
         if !(self.adv_weight.is_finite() && self.adv_weight >= 0.0) {
             return bad(format!(
@@ -478,7 +498,7 @@ impl Model {
         match self {
             Model::Vae(m) => m.decode(z),
             Model::Gan(m) => m.generate(z),
-            Model::VaeGan(m) => m.vae.decode(z),
+            Model::VaeGan(m) => m.generate(z),
         }
     }
 
@@ -491,12 +511,13 @@ impl Model {
         }
     }
 
-    /// The VAE inside (`vae`, `vae-conv`, and the VAE of `vaegan`), for the likelihood figures.
-    pub fn vae_mut(&mut self) -> Option<&mut Vae> {
+    /// A copy of the VAE inside (`vae`, `vae-conv`, and the VAE of `vaegan` with its sampling
+    /// decoder, see [`VaeGan::sampling_vae`]), for the likelihood figures.
+    pub fn sampling_vae(&self) -> Option<Vae> {
         match self {
-            Model::Vae(m) => Some(m),
+            Model::Vae(m) => Some(m.clone()),
             Model::Gan(_) => None,
-            Model::VaeGan(m) => Some(&mut m.vae),
+            Model::VaeGan(m) => Some(m.sampling_vae()),
         }
     }
 
@@ -515,8 +536,8 @@ impl Model {
     pub fn graph(&self, part: Part) -> Result<Graph, ModelError> {
         let kind = self.config().kind;
         match (self, part) {
-            (Model::Vae(m), Part::Generator)
-            | (Model::VaeGan(VaeGan { vae: m, .. }), Part::Generator) => m.decoder_graph(),
+            (Model::Vae(m), Part::Generator) => m.decoder_graph(),
+            (Model::VaeGan(m), Part::Generator) => m.generator_graph(),
             (Model::Vae(m), Part::Encoder)
             | (Model::VaeGan(VaeGan { vae: m, .. }), Part::Encoder) => m.encoder_graph(),
             (Model::Gan(m), Part::Generator) => m.generator_graph(),
@@ -707,7 +728,7 @@ fn adam_step(opt: &mut Adam, seq: &mut Sequential) {
 }
 
 /// `ema = decay * ema + (1 - decay) * param` for weights; BatchNorm statistics copied.
-fn ema_update(ema: &mut Sequential, model: &Sequential, decay: f32) {
+pub(super) fn ema_update(ema: &mut Sequential, model: &Sequential, decay: f32) {
     for (e, m) in ema.state_mut().into_iter().zip(model.state()) {
         if e.name.ends_with("running_mean") || e.name.ends_with("running_var") {
             e.data.copy_from_slice(m.data);

@@ -314,9 +314,12 @@ impl Vae {
 
     /// The decoder as a generator graph: `z` -> image `[1, H, W]` in `[0, 1]`.
     pub fn decoder_graph(&self) -> Result<Graph, ModelError> {
-        let mut g = self
-            .dec
-            .to_graph(Part::Generator, Shape::flat(self.cfg.latent))?;
+        self.graph_of_decoder(&self.dec)
+    }
+
+    /// [`Vae::decoder_graph`] with the weights of `dec` (a copy of the decoder, e.g. its EMA).
+    pub(super) fn graph_of_decoder(&self, dec: &Sequential) -> Result<Graph, ModelError> {
+        let mut g = dec.to_graph(Part::Generator, Shape::flat(self.cfg.latent))?;
         g.layers.push(Layer::Sigmoid);
         if !self.conv() {
             g.layers.push(Layer::Reshape {
