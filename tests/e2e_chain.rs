@@ -18,13 +18,12 @@ mod common;
 use common::*;
 use tinygen_export::check::{batch_dims, rel_err, run_model_file, Tract};
 use tinygen_export::graph::{Graph, Part};
-use tinygen_export::onnx::{
-    export_f32, export_qdq, export_qdq_per_layer, to_onnx_qdq, CaseTensor, QdqOptions,
-};
+use tinygen_export::onnx::{export_f32, export_qdq, export_qdq_per_layer, to_onnx_qdq, QdqOptions};
 use tinygen_export::quant::{
     batch_tensor, quantize, simulate, QuantGraph, QuantOptions, Simulation,
 };
 use tinygen_export::tgm;
+use tinygen_testkit::CaseTensor;
 use tinygen_trainer::models::{Model, ModelKind};
 
 /// Largest allowed |tract - runtime| per layer in int8 steps with free scales: the device

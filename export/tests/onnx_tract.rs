@@ -14,11 +14,9 @@
 //! of order one if wrong.
 
 use tinygen_export::check::{batch_dims, rel_err, CheckError, Load, Plan, Tract};
-use tinygen_export::onnx::{
-    self, export_f32, export_f32_per_layer, to_onnx_f32, write_validation_case, CaseTensor,
-    OnnxModel,
-};
+use tinygen_export::onnx::{self, export_f32, export_f32_per_layer, to_onnx_f32, OnnxModel};
 use tinygen_export::{Conv, Graph, Layer, Part, Shape};
+use tinygen_testkit::{write_validation_case, CaseTensor};
 
 /// Largest allowed `max |tract - ref| / max |ref|` (see the module documentation).
 const REL_TOL: f64 = 1e-5;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::AtomicBool;
 
-use tinygen_export::onnx::{write_validation_case, CaseTensor};
 use tinygen_runtime::rng::Rng;
+use tinygen_testkit::{write_validation_case, CaseTensor};
 use tinygen_trainer::models::{Model, ModelConfig, ModelKind};
 use tinygen_trainer::train::{load_run, Outcome, Run, Silent, TrainConfig};
 

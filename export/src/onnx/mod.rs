@@ -25,7 +25,6 @@
 
 pub mod proto;
 
-mod case;
 mod qdq;
 
 use std::ops::Range;
@@ -34,7 +33,6 @@ use prost::Message;
 
 use crate::graph::{Conv, Graph, GraphError, Layer, OutputRange, Part, Shape};
 
-pub use case::{write_validation_case, CaseTensor, TensorData};
 pub use qdq::{export_qdq, export_qdq_layers, export_qdq_per_layer, to_onnx_qdq, QdqOptions};
 
 use proto::{
@@ -70,16 +68,6 @@ pub enum OnnxError {
         /// Number of layers in the graph.
         layers: usize,
     },
-    /// A tensor handed to the exporter has the wrong number of values.
-    #[error("{what}: {got} values for shape {dims:?}")]
-    TensorLength {
-        /// Which tensor.
-        what: String,
-        /// Its number of values.
-        got: usize,
-        /// The shape it should have.
-        dims: Vec<usize>,
-    },
     /// The quantized graph does not describe a model this writer can express.
     #[error("quantized graph, layer {layer}: {what}")]
     Quantized {
@@ -87,19 +75,6 @@ pub enum OnnxError {
         layer: usize,
         /// What is wrong.
         what: String,
-    },
-    /// A validation case name is not a plain file stem.
-    #[error(
-        "validation case name {0:?} is not a plain file stem (letters, digits, `_`, `-`, `.`)"
-    )]
-    CaseName(String),
-    /// Writing a file failed.
-    #[error("writing {path}: {source}")]
-    Io {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The cause.
-        source: std::io::Error,
     },
 }
 

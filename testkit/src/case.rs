@@ -13,7 +13,34 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::OnnxError;
+/// Why a case was not written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaseError {
+    /// The case name is not a plain file stem.
+    #[error(
+        "validation case name {0:?} is not a plain file stem (letters, digits, `_`, `-`, `.`)"
+    )]
+    Name(String),
+    /// A tensor's number of values does not match its shape.
+    #[error("{what}: {got} values for shape {dims:?}")]
+    TensorLength {
+        /// Which tensor.
+        what: String,
+        /// Its number of values.
+        got: usize,
+        /// Its shape.
+        dims: Vec<usize>,
+    },
+    /// Writing a file failed.
+    #[error("writing {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
 
 /// Values of a case tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,26 +115,26 @@ pub fn write_validation_case(
     onnx: &[u8],
     inputs: &[CaseTensor],
     expected: &[CaseTensor],
-) -> Result<PathBuf, OnnxError> {
+) -> Result<PathBuf, CaseError> {
     let plain = |s: &str| {
         !s.is_empty()
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
     if !plain(name) {
-        return Err(OnnxError::CaseName(name.to_owned()));
+        return Err(CaseError::Name(name.to_owned()));
     }
     for t in inputs.iter().chain(expected) {
         let want: usize = t.dims.iter().product();
         if t.data.len() != want {
-            return Err(OnnxError::TensorLength {
+            return Err(CaseError::TensorLength {
                 what: format!("case {name}, tensor {}", t.name),
                 got: t.data.len(),
                 dims: t.dims.clone(),
             });
         }
     }
-    let io = |path: PathBuf| move |source| OnnxError::Io { path, source };
+    let io = |path: PathBuf| move |source| CaseError::Io { path, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_owned()))?;
     let model = format!("{name}.onnx");
     std::fs::write(dir.join(&model), onnx).map_err(io(dir.join(&model)))?;
@@ -175,7 +202,7 @@ mod tests {
         let bad = CaseTensor::f32("z", &[2, 3], vec![0.0; 5]);
         let err = write_validation_case(&dir, "m", b"", &[bad], &[]).unwrap_err();
         assert!(
-            matches!(err, OnnxError::TensorLength { got: 5, .. }),
+            matches!(err, CaseError::TensorLength { got: 5, .. }),
             "{err}"
         );
         assert!(!dir.exists());

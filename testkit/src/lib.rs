@@ -1,0 +1,9 @@
+//! `tinygen-testkit`: helpers the tests share and the shipping crates do not carry.
+//!
+//! - [`case`]: ONNX validation cases (a model, inputs and expected outputs) for
+//!   `tools/validate_onnx.py`, which runs the official ONNX checker and onnxruntime on them.
+#![deny(missing_docs)]
+
+pub mod case;
+
+pub use case::{write_validation_case, CaseError, CaseTensor, TensorData};
