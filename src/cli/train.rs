@@ -90,9 +90,10 @@ pub struct Args {
     #[arg(long, value_name = "DIR|FILE|builtin:NAME")]
     pub data: Option<PathBuf>,
 
-    /// Total number of epochs (with --resume: train until this many are done).
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub epochs: u64,
+    /// Total number of epochs (with --resume: train until this many are done). Default: the
+    /// model's recipe, 20 for dcgan and 10 for the others (with --resume: the run's own).
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<u64>,
 
     /// Seed for weights, batch order and noise; the same seed and --threads give the same run.
     #[arg(long, value_name = "S", default_value_t = 42)]
@@ -327,13 +328,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(kind.name()));
     let mut run = if args.resume {
-        Run::resume(&dir, Some(kind), Some(args.epochs))
+        Run::resume(&dir, Some(kind), args.epochs)
             .with_context(|| format!("resuming {}", dir.display()))?
     } else {
         let mut cfg = TrainConfig {
             model: ModelConfig::defaults(kind, 0, 0),
             data: args.data.clone(),
-            epochs: args.epochs,
+            epochs: args.epochs.unwrap_or(kind.default_epochs()),
             seed: args.seed,
             batch_size: args
                 .batch_size

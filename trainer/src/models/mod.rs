@@ -81,6 +81,15 @@ impl ModelKind {
         )
     }
 
+    /// Epochs of the model's default recipe: 20 for `dcgan` (at 10 its samples starve one
+    /// class on MNIST; BENCHMARKS.md), 10 for the others.
+    pub fn default_epochs(self) -> u64 {
+        match self {
+            ModelKind::Dcgan => 20,
+            _ => 10,
+        }
+    }
+
     /// True for the models with a discriminator.
     pub fn has_discriminator(self) -> bool {
         matches!(self, ModelKind::Gan | ModelKind::Dcgan | ModelKind::VaeGan)
