@@ -48,6 +48,7 @@ impl core::fmt::Display for GeometryError {
 
 /// Output length of a convolution along one axis: `(n + 2p - k) / s + 1` when the padded
 /// input holds the kernel and `s > 0`.
+#[inline]
 pub const fn conv_out_len(n: usize, k: usize, s: usize, p: usize) -> Option<usize> {
     let Some(padded) = n.checked_add(2 * p) else {
         return None;
@@ -60,6 +61,7 @@ pub const fn conv_out_len(n: usize, k: usize, s: usize, p: usize) -> Option<usiz
 
 /// Output length of a transposed convolution along one axis: `s (n - 1) + op + k - 2p`
 /// when `n > 0` and the result is positive (no overflow).
+#[inline]
 pub const fn conv_transpose_out_len(
     n: usize,
     k: usize,
@@ -100,6 +102,7 @@ impl ConvGeometry {
     }
 
     /// Checks the geometry of a plain (`transposed` false) or transposed convolution.
+    #[inline]
     pub const fn check(&self, transposed: bool) -> Result<(), GeometryError> {
         if self.kernel.0 == 0 || self.kernel.1 == 0 || self.stride.0 == 0 || self.stride.1 == 0 {
             return Err(GeometryError::ZeroKernelOrStride);
@@ -115,6 +118,7 @@ impl ConvGeometry {
     }
 
     /// Output `(height, width)` of a plain convolution on an `h x w` input, if positive.
+    #[inline]
     pub const fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
         let (Some(oh), Some(ow)) = (
             conv_out_len(h, self.kernel.0, self.stride.0, self.pad.0),
@@ -126,6 +130,7 @@ impl ConvGeometry {
     }
 
     /// Output `(height, width)` of a transposed convolution on an `h x w` input, if positive.
+    #[inline]
     pub const fn conv_transpose_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
         let (Some(oh), Some(ow)) = (
             conv_transpose_out_len(
@@ -149,6 +154,7 @@ impl ConvGeometry {
     }
 
     /// [`ConvGeometry::conv_transpose_out`] or [`ConvGeometry::conv_out`].
+    #[inline]
     pub const fn output_size(
         &self,
         transposed: bool,
