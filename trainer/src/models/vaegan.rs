@@ -112,20 +112,19 @@ impl VaeGan {
         // Encoder and decoder: the generator loss on reconstructions and prior samples, and
         // with `feature_weight` the reconstruction in the discriminator's last hidden features
         // (Larsen et al. 2016), whose target (the real image's features) is a constant.
+        // The tap (and its copy of the features) only when the feature term is on.
         let tap = self.disc.layers.len() - 2;
-        let (f2, feat, fc2) = self
-            .disc
-            .forward_tap(fake.into_dyn(), tap, Mode::Train, rng);
+        let (f2, feat, fc2) = if cfg.feature_weight > 0.0 {
+            let (y, f, c) = self
+                .disc
+                .forward_tap(fake.into_dyn(), tap, Mode::Train, rng);
+            (y, Some(f), c)
+        } else {
+            let (y, c) = self.disc.forward(fake.into_dyn(), Mode::Train, rng);
+            (y, None, c)
+        };
         let (g_loss, mut d_out) = loss.generator(to_flat(f2).view());
         d_out *= cfg.adv_weight;
-        // The feature term shapes the gradients only; the reported losses leave it out.
-        let feat = to_flat(feat);
-        let d_feat = if cfg.feature_weight > 0.0 {
-            let target = to_flat(self.disc.infer_tap(x.to_owned().into_dyn(), tap));
-            feature_reconstruction_grad(feat.view(), target.view(), cfg.feature_weight)
-        } else {
-            Array2::zeros(feat.dim())
-        };
         let (recon, mut d_logits) = self.vae.recon_loss(&logits, x);
         let kl = gaussian_kl(
             h.slice(s![.., ..l]),
@@ -139,10 +138,20 @@ impl VaeGan {
             &[total, recon, kl.value, d_loss, g_loss, d_real, d_fake],
         );
         losses.check()?;
-        let d_img = to_flat(
-            self.disc
-                .backward_tap(fc2, d_out.into_dyn(), tap, d_feat.into_dyn()),
-        );
+        // The feature term shapes the gradients only; the reported losses leave it out.
+        let d_img = to_flat(match feat {
+            Some(feat) => {
+                let target = to_flat(self.disc.infer_tap(x.to_owned().into_dyn(), tap));
+                let d_feat = feature_reconstruction_grad(
+                    to_flat(feat).view(),
+                    target.view(),
+                    cfg.feature_weight,
+                );
+                self.disc
+                    .backward_tap(fc2, d_out.into_dyn(), tap, d_feat.into_dyn())
+            }
+            None => self.disc.backward(fc2, d_out.into_dyn()),
+        });
         // The decoder's losses must not train the discriminator.
         self.disc.zero_grad();
         add_through_sigmoid(&mut d_logits, d_img.slice(s![..b, ..]), &x_rec);
