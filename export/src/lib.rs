@@ -6,6 +6,7 @@
 pub mod check;
 pub mod graph;
 pub mod onnx;
+pub mod plan;
 pub mod quant;
 pub mod tgm;
 

@@ -1,5 +1,5 @@
-//! The model file writer: a [`Graph`] (f32) or a [`QuantGraph`] (int8) to the `.tgm` bytes the
-//! runtime reads, plus the `model.rs` constants a firmware sizes its arena with.
+//! The model file writer: a [`Graph`] (f32), a [`QuantGraph`] (int8) or any [`Program`] (a
+//! static graph with branches) to the `.tgm` bytes the runtime reads, plus the `model.rs` constants a firmware sizes its arena with.
 //!
 //! Every layout constant comes from [`tinygen_runtime::format`]; each writer parses its own
 //! output with [`Model::parse`] before returning it, so a file this module returns is one the
@@ -7,11 +7,12 @@
 
 use std::ops::Deref;
 
-use tinygen_runtime::format::{self, header, record};
+use tinygen_runtime::format::{self, header, record, tensor};
 use tinygen_runtime::model::{Model, Precision};
 
-use crate::graph::{Graph, GraphError, Layer, Shape};
-use crate::quant::{ConvAttrs, QLayer, QLinear, QuantGraph};
+use crate::graph::{Graph, GraphError, Layer, OutputRange, Part, Shape};
+use crate::plan::{self, PlanOp};
+use crate::quant::{ConvAttrs, QLayer, QLinear, QParams, QuantGraph};
 
 /// Why a model file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -37,50 +38,89 @@ pub enum TgmError {
         /// What is wrong.
         what: String,
     },
+    /// A program names tensors that do not exist or has the wrong number of them.
+    #[error("bad program: {what}")]
+    BadProgram {
+        /// What is wrong.
+        what: String,
+    },
     /// The written file does not parse: a bug in the writer or in the runtime's parser.
     #[error("the written model file does not parse: {0}")]
     Parse(#[from] tinygen_runtime::error::Error),
 }
 
-/// One layer record and its tensors, before layout.
-struct Record {
-    op: u8,
-    output: Shape,
-    geometry: [usize; 8],
-    alpha: f32,
-    in_zp: i8,
-    out_zp: i8,
-    min: i8,
-    max: i8,
-    tensors: Vec<Vec<u8>>,
+/// One activation tensor of a [`Program`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorDecl {
+    /// Shape of one sample.
+    pub shape: Shape,
+    /// Quantisation in an int8 file (`None` in an f32 file).
+    pub quant: Option<QParams>,
 }
 
-impl Record {
-    fn plain(op: u8, output: Shape) -> Self {
-        Record {
+/// One op of a [`Program`]: its code, the tensors it reads and writes, its attributes and its
+/// weights (already in the file's layout and element type).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// The op code (`format::OP_*`).
+    pub op: u8,
+    /// Input a.
+    pub a: usize,
+    /// Input b (binary ops with a tensor operand, Concat).
+    pub b: Option<usize>,
+    /// The output tensor.
+    pub output: usize,
+    /// The record's parameter (Slice: first channel; Add, Sub, Mul: the operand kind).
+    pub param: u32,
+    /// Convolution geometry: kernel, stride, padding and output padding, `(h, w)` each.
+    pub geometry: [usize; 8],
+    /// LeakyReLU slope.
+    pub alpha: f32,
+    /// int8 linear layers' output clamp.
+    pub min: i8,
+    /// int8 linear layers' output clamp.
+    pub max: i8,
+    /// Weight slots, in order.
+    pub weights: Vec<Vec<u8>>,
+}
+
+impl Node {
+    /// An op reading `a` and writing `output`, with no attributes or weights.
+    pub fn new(op: u8, a: usize, output: usize) -> Self {
+        Node {
             op,
+            a,
+            b: None,
             output,
+            param: 0,
             geometry: [0; 8],
             alpha: 0.0,
-            in_zp: 0,
-            out_zp: 0,
             min: 0,
             max: 0,
-            tensors: Vec::new(),
+            weights: Vec::new(),
         }
     }
 }
 
-/// Header fields, before layout.
-struct Head {
-    kind: u8,
-    precision: u8,
-    range: u8,
-    input: Shape,
-    output: Shape,
-    input_q: (f32, i8),
-    output_q: (f32, i8),
-    max_elements: usize,
+/// A static graph for a model file: tensors `0 .. inputs` are the graph inputs, every other
+/// tensor is written by one node, nodes run in order. [`write_program`] plans the arena and
+/// lays the file out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Program {
+    /// What part of a trained model this is.
+    pub part: Part,
+    /// Precision of the file.
+    pub precision: Precision,
+    /// Range of the output.
+    pub range: OutputRange,
+    /// Number of graph inputs (1, or 2 with a second input such as a class code).
+    pub inputs: usize,
+    /// Every activation tensor.
+    pub tensors: Vec<TensorDecl>,
+    /// The ops, in execution order.
+    pub nodes: Vec<Node>,
+    /// The tensor the model returns.
+    pub output: usize,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -106,6 +146,16 @@ fn i32_bytes(v: &[i32]) -> Vec<u8> {
 
 fn i8_bytes(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
+}
+
+/// Weight bytes of an f32 vector (a per-channel operand).
+pub fn f32_weight(v: &[f32]) -> Vec<u8> {
+    f32_bytes(v)
+}
+
+/// Weight bytes of a Gather index table.
+pub fn gather_index(index: &[u16]) -> Vec<u8> {
+    index.iter().flat_map(|k| k.to_le_bytes()).collect()
 }
 
 fn geometry(c: &ConvAttrs) -> [usize; 8] {
@@ -148,16 +198,62 @@ fn put_shape(buf: &mut [u8], at: usize, s: Shape) -> Result<(), TgmError> {
     Ok(())
 }
 
-/// Lays out header, records and tensors, computes the CRC, and parses the result.
-fn assemble(head: &Head, records: &[Record]) -> Result<Vec<u8>, TgmError> {
-    let table_end = format::HEADER_LEN + records.len() * format::RECORD_LEN;
-    let data_offset = format::align_up(table_end).expect("table size fits usize");
-    // Tensor offsets, in layer and slot order.
+/// Plans the arena, lays out header, tensor table, op records and weights, computes the CRC,
+/// and parses the result.
+pub fn write_program(p: &Program) -> Result<Vec<u8>, TgmError> {
+    let bad = |what: String| TgmError::BadProgram { what };
+    let count = p.tensors.len();
+    if p.nodes.len() > format::MAX_OPS {
+        return Err(TgmError::TooLarge {
+            what: "the op count",
+            value: p.nodes.len(),
+            max: format::MAX_OPS,
+        });
+    }
+    if count != p.inputs + p.nodes.len() || p.output >= count || p.output < p.inputs {
+        return Err(bad(format!(
+            "{count} tensors for {} inputs and {} ops (output {})",
+            p.inputs,
+            p.nodes.len(),
+            p.output
+        )));
+    }
+    let elem = p.precision.element_bytes();
+    let mut producer = vec![0usize; count];
+    let mut last = vec![0usize; count];
+    let mut ops = Vec::with_capacity(p.nodes.len());
+    for (i, n) in p.nodes.iter().enumerate() {
+        for t in std::iter::once(n.a).chain(n.b).chain([n.output]) {
+            if t >= count {
+                return Err(bad(format!("op {i} names tensor {t} of {count}")));
+            }
+        }
+        producer[n.output] = i;
+        for t in std::iter::once(n.a).chain(n.b) {
+            last[t] = last[t].max(i);
+        }
+        let a = p.tensors[n.a].shape;
+        ops.push(PlanOp {
+            code: n.op,
+            a: n.a,
+            b: n.b,
+            output: n.output,
+            view_offset: n.param as usize * a.h * a.w * elem,
+        });
+    }
+    last[p.output] = p.nodes.len();
+    let bytes: Vec<usize> = p.tensors.iter().map(|t| t.shape.len() * elem).collect();
+    let plan = plan::plan(&bytes, p.inputs, p.output, &ops);
+
+    let op_table = format::op_table(count).expect("the tensor count is bounded");
+    let data_offset =
+        format::data_offset(count, p.nodes.len()).expect("the tensor and op counts are bounded");
+    // Weight offsets, in op and slot order.
     let mut end = data_offset;
-    let mut offsets = Vec::with_capacity(records.len());
-    for r in records {
-        let mut slots = Vec::with_capacity(r.tensors.len());
-        for t in &r.tensors {
+    let mut offsets = Vec::with_capacity(p.nodes.len());
+    for n in &p.nodes {
+        let mut slots = Vec::with_capacity(n.weights.len());
+        for t in &n.weights {
             let at = format::align_up(end).expect("file size fits usize");
             slots.push(at);
             end = at + t.len();
@@ -169,31 +265,33 @@ fn assemble(head: &Head, records: &[Record]) -> Result<Vec<u8>, TgmError> {
 
     put(&mut buf, header::MAGIC, &format::MAGIC);
     put(&mut buf, header::VERSION, &format::VERSION.to_le_bytes());
-    buf[header::KIND] = head.kind;
-    buf[header::PRECISION] = head.precision;
-    put_shape(&mut buf, header::INPUT_SHAPE, head.input)?;
-    put_shape(&mut buf, header::OUTPUT_SHAPE, head.output)?;
-    buf[header::OUTPUT_RANGE] = head.range;
-    if head.precision == format::PRECISION_INT8 {
-        buf[header::INPUT_ZERO_POINT] = head.input_q.1 as u8;
-        buf[header::OUTPUT_ZERO_POINT] = head.output_q.1 as u8;
-        put(&mut buf, header::INPUT_SCALE, &head.input_q.0.to_le_bytes());
-        put(
-            &mut buf,
-            header::OUTPUT_SCALE,
-            &head.output_q.0.to_le_bytes(),
-        );
-    }
-    let arena =
-        format::arena_bytes(head.precision, head.max_elements).ok_or(TgmError::TooLarge {
-            what: "the arena",
-            value: usize::MAX,
-            max: u32::MAX as usize,
-        })?;
+    buf[header::KIND] = p.part.code();
+    buf[header::PRECISION] = p.precision.code();
+    buf[header::OUTPUT_RANGE] = p.range.code();
+    buf[header::INPUT_COUNT] = u8::try_from(p.inputs).map_err(|_| TgmError::TooLarge {
+        what: "the input count",
+        value: p.inputs,
+        max: format::MAX_INPUTS,
+    })?;
     put(
         &mut buf,
-        header::LAYER_COUNT,
-        &to_u32("the layer count", records.len())?.to_le_bytes(),
+        header::OUTPUT_TENSOR,
+        &to_u16("the output tensor", p.output)?.to_le_bytes(),
+    );
+    put(
+        &mut buf,
+        header::TENSOR_COUNT,
+        &to_u16("the tensor count", count)?.to_le_bytes(),
+    );
+    let arena = format::arena_bytes(plan.peak).ok_or(TgmError::TooLarge {
+        what: "the arena",
+        value: usize::MAX,
+        max: u32::MAX as usize,
+    })?;
+    put(
+        &mut buf,
+        header::OP_COUNT,
+        &to_u32("the op count", p.nodes.len())?.to_le_bytes(),
     );
     put(
         &mut buf,
@@ -211,33 +309,71 @@ fn assemble(head: &Head, records: &[Record]) -> Result<Vec<u8>, TgmError> {
         &to_u32("the file length", file_len)?.to_le_bytes(),
     );
 
-    for (i, (r, slots)) in records.iter().zip(&offsets).enumerate() {
-        let base = format::HEADER_LEN + i * format::RECORD_LEN;
-        buf[base + record::OP] = r.op;
-        put_shape(&mut buf, base + record::OUTPUT_SHAPE, r.output)?;
-        for (k, &g) in r.geometry.iter().enumerate() {
+    for (i, t) in p.tensors.iter().enumerate() {
+        let base = format::HEADER_LEN + i * format::TENSOR_LEN;
+        put_shape(&mut buf, base + tensor::SHAPE, t.shape)?;
+        if let Some(q) = t.quant {
+            buf[base + tensor::ZERO_POINT] = q.zero_point as u8;
+            put(&mut buf, base + tensor::SCALE, &q.scale.to_le_bytes());
+        }
+        put(
+            &mut buf,
+            base + tensor::OFFSET,
+            &to_u32("a tensor offset", plan.offsets[i])?.to_le_bytes(),
+        );
+        put(
+            &mut buf,
+            base + tensor::PRODUCER,
+            &to_u16("an op index", producer[i])?.to_le_bytes(),
+        );
+        put(
+            &mut buf,
+            base + tensor::LAST_READER,
+            &to_u16("an op index", last[i])?.to_le_bytes(),
+        );
+    }
+    for (i, (n, slots)) in p.nodes.iter().zip(&offsets).enumerate() {
+        let base = op_table + i * format::RECORD_LEN;
+        buf[base + record::OP] = n.op;
+        put(
+            &mut buf,
+            base + record::INPUT_A,
+            &to_u16("a tensor index", n.a)?.to_le_bytes(),
+        );
+        if let Some(b) = n.b {
+            put(
+                &mut buf,
+                base + record::INPUT_B,
+                &to_u16("a tensor index", b)?.to_le_bytes(),
+            );
+        }
+        put(
+            &mut buf,
+            base + record::OUTPUT,
+            &to_u16("a tensor index", n.output)?.to_le_bytes(),
+        );
+        put(&mut buf, base + record::PARAM, &n.param.to_le_bytes());
+        for (k, &g) in n.geometry.iter().enumerate() {
             put(
                 &mut buf,
                 base + record::GEOMETRY + 2 * k,
                 &to_u16("a kernel, stride or padding", g)?.to_le_bytes(),
             );
         }
-        put(&mut buf, base + record::ALPHA, &r.alpha.to_le_bytes());
-        buf[base + record::IN_ZERO_POINT] = r.in_zp as u8;
-        buf[base + record::OUT_ZERO_POINT] = r.out_zp as u8;
-        buf[base + record::CLAMP_MIN] = r.min as u8;
-        buf[base + record::CLAMP_MAX] = r.max as u8;
-        for (k, (t, &at)) in r.tensors.iter().zip(slots).enumerate() {
-            let slot = base + record::TENSORS + 8 * k;
+        put(&mut buf, base + record::ALPHA, &n.alpha.to_le_bytes());
+        buf[base + record::CLAMP_MIN] = n.min as u8;
+        buf[base + record::CLAMP_MAX] = n.max as u8;
+        for (k, (t, &at)) in n.weights.iter().zip(slots).enumerate() {
+            let slot = base + record::WEIGHTS + 8 * k;
             put(
                 &mut buf,
                 slot,
-                &to_u32("a tensor offset", at)?.to_le_bytes(),
+                &to_u32("a weight offset", at)?.to_le_bytes(),
             );
             put(
                 &mut buf,
                 slot + 4,
-                &to_u32("a tensor length", t.len())?.to_le_bytes(),
+                &to_u32("a weight length", t.len())?.to_le_bytes(),
             );
             put(&mut buf, at, t);
         }
@@ -249,24 +385,44 @@ fn assemble(head: &Head, records: &[Record]) -> Result<Vec<u8>, TgmError> {
     Ok(buf)
 }
 
+/// A chain's program: tensor `i + 1` is the output of layer `i`.
+fn chain(
+    part: Part,
+    precision: Precision,
+    range: OutputRange,
+    tensors: Vec<TensorDecl>,
+    nodes: Vec<Node>,
+) -> Program {
+    let output = nodes.len();
+    Program {
+        part,
+        precision,
+        range,
+        inputs: 1,
+        tensors,
+        nodes,
+        output,
+    }
+}
+
 /// Writes an f32 model file for `graph`.
 pub fn write_f32(graph: &Graph) -> Result<Vec<u8>, TgmError> {
     let shapes = graph.shapes()?;
-    let mut records = Vec::with_capacity(graph.layers.len());
-    for (layer, out) in graph.layers.iter().zip(&shapes[1..]) {
-        let out = *out;
-        records.push(match layer {
+    let mut nodes = Vec::with_capacity(graph.layers.len());
+    for (i, layer) in graph.layers.iter().enumerate() {
+        let plain = |op| Node::new(op, i, i + 1);
+        nodes.push(match layer {
             Layer::Dense {
                 weight,
                 bias,
                 inputs,
                 outputs,
-            } => Record {
-                tensors: vec![
+            } => Node {
+                weights: vec![
                     f32_bytes(&dense_panels(weight, *inputs, *outputs)),
                     f32_bytes(bias),
                 ],
-                ..Record::plain(format::OP_DENSE, out)
+                ..plain(format::OP_DENSE)
             },
             Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
                 let op = if matches!(layer, Layer::Conv2d(_)) {
@@ -274,89 +430,93 @@ pub fn write_f32(graph: &Graph) -> Result<Vec<u8>, TgmError> {
                 } else {
                     format::OP_CONV_TRANSPOSE2D
                 };
-                Record {
+                Node {
                     geometry: geometry(&ConvAttrs::of(c)),
-                    tensors: vec![f32_bytes(&c.weight), f32_bytes(&c.bias)],
-                    ..Record::plain(op, out)
+                    weights: vec![f32_bytes(&c.weight), f32_bytes(&c.bias)],
+                    ..plain(op)
                 }
             }
-            Layer::Relu => Record::plain(format::OP_RELU, out),
-            Layer::LeakyRelu { alpha } => Record {
+            Layer::Relu => plain(format::OP_RELU),
+            Layer::LeakyRelu { alpha } => Node {
                 alpha: *alpha,
-                ..Record::plain(format::OP_LEAKY_RELU, out)
+                ..plain(format::OP_LEAKY_RELU)
             },
-            Layer::Tanh => Record::plain(format::OP_TANH, out),
-            Layer::Sigmoid => Record::plain(format::OP_SIGMOID, out),
-            Layer::Reshape { .. } => Record::plain(format::OP_RESHAPE, out),
+            Layer::Tanh => plain(format::OP_TANH),
+            Layer::Sigmoid => plain(format::OP_SIGMOID),
+            Layer::Reshape { .. } => plain(format::OP_RESHAPE),
         });
     }
-    let head = Head {
-        kind: graph.part.code(),
-        precision: Precision::F32.code(),
-        range: graph.output_range().code(),
-        input: graph.input,
-        output: *shapes.last().expect("shapes holds the input"),
-        input_q: (0.0, 0),
-        output_q: (0.0, 0),
-        max_elements: shapes.iter().map(Shape::len).max().unwrap_or(0),
-    };
-    assemble(&head, &records)
+    let tensors = shapes
+        .iter()
+        .map(|&shape| TensorDecl { shape, quant: None })
+        .collect();
+    write_program(&chain(
+        graph.part,
+        Precision::F32,
+        graph.output_range(),
+        tensors,
+        nodes,
+    ))
 }
 
-fn linear_record(op: u8, out: Shape, geometry: [usize; 8], q: &QLinear) -> Record {
-    Record {
+fn linear_node(op: u8, i: usize, geometry: [usize; 8], q: &QLinear) -> Node {
+    Node {
         geometry,
-        in_zp: q.input.zero_point,
-        out_zp: q.output.zero_point,
         min: q.min,
         max: q.max,
-        tensors: vec![
+        weights: vec![
             i8_bytes(&q.weight),
             i32_bytes(&q.bias),
             i32_bytes(&q.multiplier),
             q.shift.clone(),
         ],
-        ..Record::plain(op, out)
+        ..Node::new(op, i, i + 1)
     }
 }
 
 /// Writes an int8 model file for a quantized graph.
 pub fn write_int8(q: &QuantGraph) -> Result<Vec<u8>, TgmError> {
     let shapes = q.shapes()?;
-    let mut records = Vec::with_capacity(q.layers.len());
-    for (layer, out) in q.layers.iter().zip(&shapes[1..]) {
-        let out = *out;
-        records.push(match layer {
-            QLayer::Dense { q, .. } => linear_record(format::OP_DENSE, out, [0; 8], q),
-            QLayer::Conv2d { conv, q } => linear_record(format::OP_CONV2D, out, geometry(conv), q),
-            QLayer::ConvTranspose2d { conv, q } => {
-                linear_record(format::OP_CONV_TRANSPOSE2D, out, geometry(conv), q)
-            }
-            QLayer::Activation {
-                input,
-                output,
-                table,
-                ..
-            } => Record {
-                in_zp: input.zero_point,
-                out_zp: output.zero_point,
-                tensors: vec![i8_bytes(table)],
-                ..Record::plain(format::OP_LUT, out)
-            },
-            QLayer::Reshape { .. } => Record::plain(format::OP_RESHAPE, out),
-        });
+    let mut nodes = Vec::with_capacity(q.layers.len());
+    let mut quant = vec![q.input];
+    for (i, layer) in q.layers.iter().enumerate() {
+        let (node, out_q) = match layer {
+            QLayer::Dense { q, .. } => (linear_node(format::OP_DENSE, i, [0; 8], q), q.output),
+            QLayer::Conv2d { conv, q } => (
+                linear_node(format::OP_CONV2D, i, geometry(conv), q),
+                q.output,
+            ),
+            QLayer::ConvTranspose2d { conv, q } => (
+                linear_node(format::OP_CONV_TRANSPOSE2D, i, geometry(conv), q),
+                q.output,
+            ),
+            QLayer::Activation { output, table, .. } => (
+                Node {
+                    weights: vec![i8_bytes(table)],
+                    ..Node::new(format::OP_LUT, i, i + 1)
+                },
+                *output,
+            ),
+            QLayer::Reshape { .. } => (Node::new(format::OP_RESHAPE, i, i + 1), quant[i]),
+        };
+        nodes.push(node);
+        quant.push(out_q);
     }
-    let head = Head {
-        kind: q.part.code(),
-        precision: Precision::Int8.code(),
-        range: q.output_range.code(),
-        input: q.input_shape,
-        output: *shapes.last().expect("shapes holds the input"),
-        input_q: (q.input.scale, q.input.zero_point),
-        output_q: (q.output.scale, q.output.zero_point),
-        max_elements: shapes.iter().map(Shape::len).max().unwrap_or(0),
-    };
-    assemble(&head, &records)
+    let tensors = shapes
+        .iter()
+        .zip(quant)
+        .map(|(&shape, q)| TensorDecl {
+            shape,
+            quant: Some(q),
+        })
+        .collect();
+    write_program(&chain(
+        q.part,
+        Precision::Int8,
+        q.output_range,
+        tensors,
+        nodes,
+    ))
 }
 
 /// The `model.rs` a firmware includes next to the model file, so its arena is sized at build time:

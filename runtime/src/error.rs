@@ -5,9 +5,10 @@ use core::fmt;
 
 /// Everything that can go wrong when parsing or running a model: what was found, with numbers.
 ///
-/// Parsing reports the first problem it meets. After a successful parse, running can only fail
-/// on caller buffer sizes ([`Error::ArenaTooSmall`], [`Error::OutputTooSmall`],
-/// [`Error::LatentLength`]), which are checked before any work is done.
+/// Parsing reports the first problem it meets; a problem in an op names the op's index, one in
+/// an activation tensor the tensor's index. After a successful parse, running can only fail on
+/// caller buffer sizes ([`Error::ArenaTooSmall`], [`Error::OutputTooSmall`],
+/// [`Error::InputLength`]), which are checked before any work is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -28,12 +29,13 @@ pub enum Error {
     },
     /// The first four bytes are not the model file magic.
     BadMagic,
-    /// The file has a format version this runtime does not read.
+    /// The file has a format version this runtime does not read (version 2 files: export the
+    /// model again).
     UnsupportedVersion {
         /// The version in the file.
         found: u16,
     },
-    /// Unknown kind code in the header.
+    /// Unknown part code in the header.
     BadKind {
         /// The code found.
         code: u8,
@@ -60,26 +62,52 @@ pub enum Error {
         /// The checksum of the bytes.
         found: u32,
     },
-    /// The file declares no layers.
-    NoLayers,
-    /// A header field disagrees with what the layer table implies.
+    /// A header field is out of its range or disagrees with what the tables imply.
     BadHeaderField {
         /// Byte offset of the field in the file.
         offset: usize,
         /// The value found.
         found: u32,
-        /// The value expected.
+        /// The value expected (for a count over its limit: the limit).
         expected: u32,
     },
-    /// A quantisation scale is not a positive finite number (or the input scale is not a power of two).
-    BadScale {
-        /// Byte offset of the field in the file.
-        offset: usize,
+    /// An activation tensor's record is wrong: a zero or overflowing shape, a bad quantisation
+    /// scale, a zero point or scale in an f32 file.
+    BadTensor {
+        /// Tensor index.
+        tensor: usize,
+    },
+    /// A tensor's producer or last-reader field is not what the op table says, or a tensor is
+    /// never read.
+    BadLifetime {
+        /// Tensor index.
+        tensor: usize,
+    },
+    /// A tensor does not lie inside the arena, is not aligned to its element size, or a view
+    /// (Reshape, Slice) is not placed on its input.
+    BadPlacement {
+        /// Tensor index.
+        tensor: usize,
+    },
+    /// An op's output overlaps a tensor that is live while the op runs.
+    Overlap {
+        /// Op index.
+        op: usize,
+        /// The live tensor it would overwrite.
+        tensor: usize,
+    },
+    /// An op names a tensor that does not exist, reads one before it is written, or writes a
+    /// graph input.
+    BadTensorRef {
+        /// Op index.
+        op: usize,
+        /// The tensor index found.
+        tensor: usize,
     },
     /// An op code that is unknown or not allowed at this precision.
     BadOpCode {
-        /// Layer index.
-        layer: usize,
+        /// Op index.
+        op: usize,
         /// The code found.
         code: u8,
     },
@@ -89,47 +117,41 @@ pub enum Error {
         /// The precision code of the file.
         code: u8,
     },
-    /// The layer's op was left out of this build of the runtime (cargo feature `conv` for
-    /// Conv2d and ConvTranspose2d).
+    /// The op was left out of this build of the runtime (cargo features `conv2d`,
+    /// `conv-transpose2d`, `graph`).
     OpDisabled {
-        /// Layer index.
-        layer: usize,
+        /// Op index.
+        op: usize,
         /// The op code.
         code: u8,
     },
-    /// A layer's attribute is out of range (zero kernel or stride, output padding not below the stride,
-    /// clamp min above max, non-finite LeakyReLU slope).
+    /// An op's attribute is out of range (zero kernel or stride, output padding not below the
+    /// stride, clamp min above max, non-finite LeakyReLU slope, unknown operand kind, a gather
+    /// index past the input's channels).
     BadAttribute {
-        /// Layer index.
-        layer: usize,
+        /// Op index.
+        op: usize,
     },
-    /// A layer's declared output shape is not what its input and attributes produce.
+    /// An op's output tensor does not have the shape its inputs and attributes produce, or its
+    /// inputs do not fit together.
     ShapeMismatch {
-        /// Layer index.
-        layer: usize,
-        /// Elements the layer would produce (0 if its attributes do not fit its input).
+        /// Op index.
+        op: usize,
+        /// Elements the op would produce (0 if its inputs and attributes do not fit together).
         expected: usize,
-        /// Elements in the declared shape.
+        /// Elements in the output tensor.
         found: usize,
     },
-    /// A dimension is zero or a size computation overflows.
-    BadShape {
-        /// Layer index (the header's shapes count as layer `usize::MAX`).
-        layer: usize,
+    /// An int8 op that keeps the quantisation (Reshape, Slice, Gather) has an output tensor whose
+    /// scale or zero point differs from its input's.
+    QuantMismatch {
+        /// Op index.
+        op: usize,
     },
-    /// An int8 layer's input zero point is not the zero point of the tensor it reads.
-    ZeroPointMismatch {
-        /// Layer index (`usize::MAX` for the header's output zero point).
-        layer: usize,
-        /// The zero point of the tensor.
-        expected: i8,
-        /// The zero point declared.
-        found: i8,
-    },
-    /// A tensor slot's offset is not where the canonical layout puts it.
+    /// A weight slot's offset is not where the canonical layout puts it.
     TensorOffset {
-        /// Layer index.
-        layer: usize,
+        /// Op index.
+        op: usize,
         /// Slot index.
         slot: usize,
         /// Expected offset.
@@ -137,10 +159,10 @@ pub enum Error {
         /// Offset found.
         found: usize,
     },
-    /// A tensor slot's length is not what the layer's shapes imply.
+    /// A weight slot's length is not what the op's shapes imply.
     TensorLength {
-        /// Layer index.
-        layer: usize,
+        /// Op index.
+        op: usize,
         /// Slot index.
         slot: usize,
         /// Expected length in bytes.
@@ -148,16 +170,16 @@ pub enum Error {
         /// Length found.
         found: usize,
     },
-    /// A tensor does not start at a 16-byte aligned address: the buffer holding the file is not
+    /// A weight does not start at a 16-byte aligned address: the buffer holding the file is not
     /// aligned (see [`crate::model::Aligned`]).
     Misaligned {
-        /// File offset of the tensor.
+        /// File offset of the weight.
         offset: usize,
     },
     /// A requantisation multiplier is not positive or a shift exceeds the maximum.
     BadRequant {
-        /// Layer index.
-        layer: usize,
+        /// Op index.
+        op: usize,
         /// Output channel.
         channel: usize,
     },
@@ -175,9 +197,12 @@ pub enum Error {
         /// Elements given.
         got: usize,
     },
-    /// The latent vector passed to `run` does not have `latent_len()` elements.
-    LatentLength {
-        /// Elements expected.
+    /// An input passed to `run` does not have its tensor's length, or the model has a second
+    /// input the call did not give (or the other way round).
+    InputLength {
+        /// Input index (0 for the latent).
+        input: usize,
+        /// Elements expected (0: the model has no such input).
         expected: usize,
         /// Elements given.
         got: usize,
@@ -197,10 +222,12 @@ impl fmt::Display for Error {
                 )
             }
             Error::BadMagic => f.write_str("not a tinygen model file (bad magic)"),
-            Error::UnsupportedVersion { found } => {
-                write!(f, "unsupported model file version {found}")
-            }
-            Error::BadKind { code } => write!(f, "unknown model kind code {code}"),
+            Error::UnsupportedVersion { found } => write!(
+                f,
+                "unsupported model file version {found} (this runtime reads version {}; export the model again)",
+                crate::format::VERSION
+            ),
+            Error::BadKind { code } => write!(f, "unknown model part code {code}"),
             Error::BadPrecision { code } => write!(f, "unknown precision code {code}"),
             Error::BadOutputRange { code } => write!(f, "unknown output range code {code}"),
             Error::NonZeroReserved { offset } => {
@@ -212,7 +239,6 @@ impl fmt::Display for Error {
                     "checksum mismatch: header says {expected:#010x}, bytes give {found:#010x}"
                 )
             }
-            Error::NoLayers => f.write_str("model file has no layers"),
             Error::BadHeaderField {
                 offset,
                 found,
@@ -223,70 +249,81 @@ impl fmt::Display for Error {
                     "header field at offset {offset} is {found}, expected {expected}"
                 )
             }
-            Error::BadScale { offset } => write!(f, "bad quantisation scale at offset {offset}"),
-            Error::BadOpCode { layer, code } => write!(f, "layer {layer}: bad op code {code}"),
+            Error::BadTensor { tensor } => write!(
+                f,
+                "tensor {tensor}: zero or overflowing shape, or bad scale or zero point"
+            ),
+            Error::BadLifetime { tensor } => write!(
+                f,
+                "tensor {tensor}: producer or last reader is not what the ops say (or it is never read)"
+            ),
+            Error::BadPlacement { tensor } => write!(
+                f,
+                "tensor {tensor}: outside the arena, misaligned, or a view not placed on its input"
+            ),
+            Error::Overlap { op, tensor } => {
+                write!(f, "op {op}: output overlaps live tensor {tensor}")
+            }
+            Error::BadTensorRef { op, tensor } => write!(
+                f,
+                "op {op}: tensor {tensor} does not exist, is read before it is written, or is a graph input written"
+            ),
+            Error::BadOpCode { op, code } => write!(f, "op {op}: bad op code {code}"),
             Error::PrecisionDisabled { code } => write!(
                 f,
                 "precision code {code} is not compiled into this runtime (cargo features `f32`, `int8`)"
             ),
-            Error::OpDisabled { layer, code } => write!(
+            Error::OpDisabled { op, code } => write!(
                 f,
-                "layer {layer}: op code {code} is not compiled into this runtime (cargo feature `conv`)"
+                "op {op}: op code {code} is not compiled into this runtime (cargo features `conv2d`, `conv-transpose2d`, `graph`)"
             ),
-            Error::BadAttribute { layer } => write!(f, "layer {layer}: attribute out of range"),
+            Error::BadAttribute { op } => write!(f, "op {op}: attribute out of range"),
             Error::ShapeMismatch {
-                layer,
+                op,
                 expected,
                 found,
             } => {
                 write!(
                     f,
-                    "layer {layer}: output shape has {found} elements, expected {expected}"
+                    "op {op}: output tensor has {found} elements, expected {expected}"
                 )
             }
-            Error::BadShape { layer } => write!(f, "layer {layer}: zero or overflowing size"),
-            Error::ZeroPointMismatch {
-                layer,
-                expected,
-                found,
-            } => {
-                write!(
-                    f,
-                    "layer {layer}: input zero point {found}, tensor has {expected}"
-                )
-            }
+            Error::QuantMismatch { op } => write!(
+                f,
+                "op {op}: output scale or zero point differs from the input's"
+            ),
             Error::TensorOffset {
-                layer,
+                op,
                 slot,
                 expected,
                 found,
             } => {
                 write!(
                     f,
-                    "layer {layer} tensor {slot}: offset {found}, expected {expected}"
+                    "op {op} weight {slot}: offset {found}, expected {expected}"
                 )
             }
             Error::TensorLength {
-                layer,
+                op,
                 slot,
                 expected,
                 found,
             } => {
                 write!(
                     f,
-                    "layer {layer} tensor {slot}: {found} bytes, expected {expected}"
+                    "op {op} weight {slot}: {found} bytes, expected {expected}"
                 )
             }
             Error::Misaligned { offset } => {
                 write!(
                     f,
-                    "tensor at file offset {offset} is not 16-byte aligned in memory"
+                    "weight at file offset {offset} is not 16-byte aligned in memory"
                 )
             }
-            Error::BadRequant { layer, channel } => {
+            Error::BadRequant { op, channel } => {
                 write!(
                     f,
-                    "layer {layer} channel {channel}: bad requantisation multiplier or shift"
+                    "op {op} channel {channel}: bad requantisation multiplier or shift"
                 )
             }
             Error::ArenaTooSmall { needed, got } => {
@@ -298,8 +335,15 @@ impl fmt::Display for Error {
                     "output buffer too small: need {needed} elements, got {got}"
                 )
             }
-            Error::LatentLength { expected, got } => {
-                write!(f, "latent vector has {got} elements, expected {expected}")
+            Error::InputLength {
+                input,
+                expected,
+                got,
+            } => {
+                write!(
+                    f,
+                    "input {input} has {got} elements, the model expects {expected}"
+                )
             }
         }
     }

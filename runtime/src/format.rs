@@ -1,12 +1,13 @@
 //! The `.tgm` model file: every constant of its layout lives here and nowhere else.
 //!
-//! All integers are little-endian. A file is a fixed [`HEADER_LEN`]-byte header, a table of
-//! `layer_count` records of [`RECORD_LEN`] bytes each, zero padding up to the next multiple of
-//! [`ALIGN`], then the tensors. Tensors follow in layer order and slot order, each starting at
-//! the next multiple of [`ALIGN`] after the previous one ends, with zero padding between them; the
-//! file ends at the end of the last tensor rounded up to [`ALIGN`] (zero padded). The layout is
-//! thus canonical: every byte of a valid file is determined by its contents, and the parser
-//! rejects any other placement.
+//! All integers are little-endian. A file (format version [`VERSION`]) is a static graph: a
+//! fixed [`HEADER_LEN`]-byte header, a table of `tensor_count` activation tensor records of
+//! [`TENSOR_LEN`] bytes, a table of `op_count` op records of [`RECORD_LEN`] bytes, zero padding up
+//! to the next multiple of [`ALIGN`], then the weights. Weights follow in op order and slot order,
+//! each starting at the next multiple of [`ALIGN`] after the previous one ends, with zero padding
+//! between them; the file ends at the end of the last weight rounded up to [`ALIGN`] (zero
+//! padded). The layout is thus canonical: every byte of a valid file is determined by its
+//! contents, and the parser rejects any other placement.
 //!
 //! # Header ([`HEADER_LEN`] = 64 bytes)
 //!
@@ -14,67 +15,99 @@
 //! |---|---|---|---|
 //! | 0 | 4 | magic | [`MAGIC`] = `b"TGM\x1a"` |
 //! | 4 | 2 | version | [`VERSION`] |
-//! | 6 | 1 | kind | [`KIND_GENERATOR`], [`KIND_ENCODER`] or [`KIND_DISCRIMINATOR`] |
+//! | 6 | 1 | part | [`KIND_GENERATOR`], [`KIND_ENCODER`] or [`KIND_DISCRIMINATOR`] |
 //! | 7 | 1 | precision | [`PRECISION_F32`] or [`PRECISION_INT8`] |
-//! | 8 | 6 | input shape | `c, h, w` as three `u16` |
-//! | 14 | 6 | output shape | `c, h, w` as three `u16` |
-//! | 20 | 1 | output range | [`RANGE_UNBOUNDED`], [`RANGE_ZERO_ONE`] or [`RANGE_MINUS_ONE_ONE`] |
-//! | 21 | 1 | input zero point | `i8`; int8 only, else 0 |
-//! | 22 | 1 | output zero point | `i8`; int8 only, else 0 |
-//! | 23 | 1 | reserved | 0 |
-//! | 24 | 4 | input scale | `f32`, a power of two; int8 only, else 0 |
-//! | 28 | 4 | output scale | `f32`, positive and finite; int8 only, else 0 |
-//! | 32 | 4 | layer count | `u32`, at least 1 |
-//! | 36 | 4 | arena bytes | `u32`, see [`arena_bytes`] |
-//! | 40 | 4 | data offset | `u32`, start of the tensors: `align(64 + 72 * layer_count)` |
-//! | 44 | 4 | file length | `u32`, total bytes |
-//! | 48 | 12 | reserved | 0 |
+//! | 8 | 1 | output range | [`RANGE_UNBOUNDED`], [`RANGE_ZERO_ONE`] or [`RANGE_MINUS_ONE_ONE`] |
+//! | 9 | 1 | input count | 1 (the latent is tensor 0) or 2 (a second input, tensor 1) |
+//! | 10 | 2 | output tensor | `u16` index of the tensor the model returns |
+//! | 12 | 2 | tensor count | `u16`, at most [`MAX_GRAPH_TENSORS`] |
+//! | 14 | 2 | reserved | 0 |
+//! | 16 | 4 | op count | `u32`, 1 to [`MAX_OPS`] |
+//! | 20 | 4 | arena bytes | `u32`: [`ARENA_SLACK`] plus the end of the highest tensor in the arena |
+//! | 24 | 4 | data offset | `u32`, start of the weights: `align(64 + 20 * tensors + 72 * ops)` |
+//! | 28 | 4 | file length | `u32`, total bytes |
+//! | 32 | 28 | reserved | 0 |
 //! | 60 | 4 | crc32 | CRC-32 (IEEE) of bytes `0..60` followed by bytes `64..file length` |
 //!
 //! The CRC covers every byte of the file except its own four.
 //!
-//! # Layer record ([`RECORD_LEN`] = 72 bytes)
+//! # Tensor record ([`TENSOR_LEN`] = 20 bytes)
+//!
+//! Activations live in numbered tensors placed in one arena by the exporter's planner. The
+//! graph inputs are tensors `0 .. input count`; every other tensor is written by exactly one op.
+//!
+//! | offset | size | field | meaning |
+//! |---|---|---|---|
+//! | 0 | 6 | shape | `c, h, w` as three `u16`, none zero |
+//! | 6 | 1 | zero point | `i8`; int8 only, else 0 |
+//! | 7 | 1 | reserved | 0 |
+//! | 8 | 4 | arena offset | `u32` bytes from the arena's aligned start; a multiple of the element size |
+//! | 12 | 4 | scale | `f32`; int8: positive and finite (a power of two for the inputs), f32: 0 |
+//! | 16 | 2 | producer | `u16` index of the op that writes it (0 for an input) |
+//! | 18 | 2 | last reader | `u16` index of the last op that reads it (the op count for the output) |
+//!
+//! The parser checks, once, that the producer and last reader are what the op table says, that no
+//! op reads a tensor before it is written, that every tensor lies inside the arena, and that an
+//! op's output overlaps no tensor that is live while it runs (written before it and read by it or
+//! later). The exceptions are in place and views:
+//! - an element-wise op ([`OP_RELU`], [`OP_LEAKY_RELU`], [`OP_TANH`], [`OP_SIGMOID`], [`OP_EXP`],
+//!   [`OP_LUT`], [`OP_ADD`], [`OP_SUB`], [`OP_MUL`]) may write exactly over its first input when
+//!   that input is last read by it (and the second input does not overlap it);
+//! - [`OP_RESHAPE`] and [`OP_SLICE`] write nothing: their output is a view, placed at the input's
+//!   offset (plus the first channel's offset for a slice).
+//!
+//! # Op record ([`RECORD_LEN`] = 72 bytes)
 //!
 //! | offset | size | field | meaning |
 //! |---|---|---|---|
 //! | 0 | 1 | op | one of the `OP_*` codes |
-//! | 1 | 3 | reserved | 0 |
-//! | 4 | 6 | output shape | `c, h, w` as three `u16` |
-//! | 10 | 2 | reserved | 0 |
+//! | 1 | 1 | reserved | 0 |
+//! | 2 | 2 | input a | `u16` tensor index |
+//! | 4 | 2 | input b | `u16` tensor index (binary ops with a tensor operand, Concat), else 0 |
+//! | 6 | 2 | output | `u16` tensor index |
+//! | 8 | 4 | parameter | `u32`: Slice: first channel; Add, Sub, Mul: [`OPERAND_TENSOR`] or [`OPERAND_CHANNEL`]; else 0 |
 //! | 12 | 16 | geometry | `k_h, k_w, stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w` as `u16` (convolutions only, else 0) |
 //! | 28 | 4 | alpha | `f32` LeakyReLU slope (f32 LeakyReLU only, else 0) |
-//! | 32 | 1 | input zero point | `i8` (int8 Dense, convolutions and LUT only, else 0) |
-//! | 33 | 1 | output zero point | `i8` (as above) |
+//! | 32 | 2 | reserved | 0 |
 //! | 34 | 1 | clamp min | `i8` (int8 Dense and convolutions only, else 0) |
 //! | 35 | 1 | clamp max | `i8` (as above) |
 //! | 36 | 4 | reserved | 0 |
-//! | 40 | 32 | tensors | [`MAX_TENSORS`] slots of `(offset: u32, length in bytes: u32)`; unused slots 0 |
+//! | 40 | 32 | weights | [`MAX_WEIGHTS`] slots of `(offset: u32, length in bytes: u32)`; unused slots 0 |
 //!
-//! Tensor slots by op and precision (element counts follow from the shapes):
+//! Ops, their shapes and their weight slots (element counts follow from the shapes):
 //!
-//! | op | f32 file | int8 file |
-//! |---|---|---|
-//! | Dense | weight `f32` in output panels (see [`DENSE_PANEL`]), bias `f32 [out]` | weight `i8 [out, in]`, bias `i32 [out]`, multiplier `i32 [out]`, shift `u8 [out]` |
-//! | Conv2d | weight `f32 [out_ch, in_ch, k_h, k_w]`, bias `f32 [out_ch]` | as Dense, weight `i8 [out_ch, in_ch, k_h, k_w]` |
-//! | ConvTranspose2d | weight `f32 [in_ch, out_ch, k_h, k_w]`, bias | as Dense, weight `i8 [in_ch, out_ch, k_h, k_w]` |
-//! | Relu, LeakyRelu, Tanh, Sigmoid | none | not allowed |
-//! | Lut | not allowed | table `i8 [256]` indexed by the input byte |
-//! | Reshape | none | none |
+//! | op | shapes | f32 file | int8 file |
+//! |---|---|---|---|
+//! | Dense | output `[n, 1, 1]` | weight `f32` in output panels (see [`DENSE_PANEL`]), bias `f32 [out]` | weight `i8 [out, in]`, bias `i32 [out]`, multiplier `i32 [out]`, shift `u8 [out]` |
+//! | Conv2d | from the geometry | weight `f32 [out_ch, in_ch, k_h, k_w]`, bias `f32 [out_ch]` | as Dense, weight `i8 [out_ch, in_ch, k_h, k_w]` |
+//! | ConvTranspose2d | from the geometry | weight `f32 [in_ch, out_ch, k_h, k_w]`, bias | as Dense, weight `i8 [in_ch, out_ch, k_h, k_w]` |
+//! | Relu, LeakyRelu, Tanh, Sigmoid, Exp | same as input | none | not allowed |
+//! | Lut | same as input | not allowed | table `i8 [256]` indexed by the input byte |
+//! | Reshape | same length | none | none |
+//! | Add, Sub, Mul | all three alike; with [`OPERAND_CHANNEL`] no input b | per-channel operand `f32 [c]` (with [`OPERAND_CHANNEL`]) | the same |
+//! | Concat | channels `a.c + b.c`, same `h, w` | none | none |
+//! | Slice | channels `first .. first + out.c` of the input, same `h, w` | none | none |
+//! | Gather | channel `k` of the output is channel `index[k]` of the input, same `h, w` | index `u16 [out.c]` | the same |
 //!
-//! An int8 layer computes `clamp(requantize(acc, multiplier[c], shift[c]) + out_zp, min, max)`
-//! with `acc = bias[c] + sum w * (x - in_zp)`. The input zero point of every int8 layer must be
-//! the zero point of the tensor it reads (the header's input zero point, then the previous
-//! layer's output zero point), and the last one must equal the header's output zero point.
+//! An int8 linear layer computes `clamp(requantize(acc, multiplier[c], shift[c]) + out_zp, min,
+//! max)` with `acc = bias[c] + sum w * (x - in_zp)`, the zero points being those of its input and
+//! output tensors. The other int8 ops follow the ONNX QDQ graph the exporter writes: dequantize
+//! every input (`(q - zp) * scale`), compute in f32, quantize the result
+//! (`clamp(round_half_even(x / scale) + zp, -128, 127)`); for power-of-two scales this equals the
+//! exact rational result rounded once. Reshape, Slice and Gather keep the quantisation: their
+//! output tensor has the input's scale and zero point. A per-channel operand is stored as f32 in
+//! both precisions (in the QDQ graph, the dequantized constant).
 //!
-//! The int8 path takes f32 latents `z` and quantises them as
-//! `clamp(round_half_even(z / input_scale) + input_zp, -128, 127)`; its output is dequantised as
-//! `(q - output_zp) * output_scale`.
+//! The int8 path takes f32 inputs and quantises them with their tensor's scale and zero point;
+//! its output is dequantised the same way.
 #![forbid(unsafe_code)]
 
 /// File magic, bytes 0..4.
 pub const MAGIC: [u8; 4] = *b"TGM\x1a";
-/// The format version this runtime reads and the exporter writes.
-pub const VERSION: u16 = 2;
+/// The format version this runtime reads and the exporter writes. Version 2 files (a chain of
+/// layers through two ping-pong buffers) are refused with `Error::UnsupportedVersion`: export
+/// the model again.
+pub const VERSION: u16 = 3;
 
 /// Outputs per panel of an f32 Dense weight.
 ///
@@ -100,15 +133,23 @@ pub fn dense_panel_index(outputs: usize, inputs: usize, o: usize, i: usize) -> O
         .checked_add(o - start)
 }
 
-/// Alignment of the tensor data, of each tensor, and of the file's length, in bytes.
+/// Alignment of the weights, of each weight tensor, and of the file's length, in bytes.
 /// The buffer holding the file must start at an address that is a multiple of this.
 pub const ALIGN: usize = 16;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 64;
-/// Length of one layer record in bytes.
+/// Length of one op record in bytes.
 pub const RECORD_LEN: usize = 72;
-/// Tensor slots per layer record.
-pub const MAX_TENSORS: usize = 4;
+/// Length of one activation tensor record in bytes.
+pub const TENSOR_LEN: usize = 20;
+/// Weight slots per op record.
+pub const MAX_WEIGHTS: usize = 4;
+/// Most ops a file may hold (the parser's checks are linear in ops times tensors).
+pub const MAX_OPS: usize = 1024;
+/// Most activation tensors a file may hold.
+pub const MAX_GRAPH_TENSORS: usize = MAX_OPS + 2;
+/// Most graph inputs (the latent, and an optional second input such as a class code).
+pub const MAX_INPUTS: usize = 2;
 /// Bytes in an int8 activation lookup table.
 pub const LUT_LEN: usize = 256;
 /// Largest right shift of an int8 requantisation.
@@ -120,68 +161,80 @@ pub mod header {
     pub const MAGIC: usize = 0;
     /// Version (`u16`).
     pub const VERSION: usize = 4;
-    /// Kind (`u8`).
+    /// Part (`u8`).
     pub const KIND: usize = 6;
     /// Precision (`u8`).
     pub const PRECISION: usize = 7;
-    /// Input shape (3 x `u16`).
-    pub const INPUT_SHAPE: usize = 8;
-    /// Output shape (3 x `u16`).
-    pub const OUTPUT_SHAPE: usize = 14;
     /// Output range (`u8`).
-    pub const OUTPUT_RANGE: usize = 20;
-    /// Input zero point (`i8`).
-    pub const INPUT_ZERO_POINT: usize = 21;
-    /// Output zero point (`i8`).
-    pub const OUTPUT_ZERO_POINT: usize = 22;
-    /// Reserved byte (0).
-    pub const RESERVED_A: usize = 23;
-    /// Input scale (`f32`).
-    pub const INPUT_SCALE: usize = 24;
-    /// Output scale (`f32`).
-    pub const OUTPUT_SCALE: usize = 28;
-    /// Layer count (`u32`).
-    pub const LAYER_COUNT: usize = 32;
+    pub const OUTPUT_RANGE: usize = 8;
+    /// Input count (`u8`).
+    pub const INPUT_COUNT: usize = 9;
+    /// Output tensor (`u16`).
+    pub const OUTPUT_TENSOR: usize = 10;
+    /// Tensor count (`u16`).
+    pub const TENSOR_COUNT: usize = 12;
+    /// Reserved (2 x 0).
+    pub const RESERVED_A: usize = 14;
+    /// Op count (`u32`).
+    pub const OP_COUNT: usize = 16;
     /// Arena bytes (`u32`).
-    pub const ARENA_BYTES: usize = 36;
+    pub const ARENA_BYTES: usize = 20;
     /// Data offset (`u32`).
-    pub const DATA_OFFSET: usize = 40;
+    pub const DATA_OFFSET: usize = 24;
     /// File length (`u32`).
-    pub const FILE_LEN: usize = 44;
-    /// Reserved bytes (12 x 0).
-    pub const RESERVED_B: usize = 48;
-    /// Length of the reserved bytes at [`RESERVED_B`].
-    pub const RESERVED_B_LEN: usize = 12;
+    pub const FILE_LEN: usize = 28;
+    /// Reserved bytes (28 x 0).
+    pub const RESERVED_B: usize = 32;
     /// CRC-32 (`u32`).
     pub const CRC: usize = 60;
 }
 
-/// Layer record field offsets (relative to the record's start).
+/// Tensor record field offsets (relative to the record's start).
+pub mod tensor {
+    /// Shape (3 x `u16`).
+    pub const SHAPE: usize = 0;
+    /// Zero point (`i8`).
+    pub const ZERO_POINT: usize = 6;
+    /// Reserved (0).
+    pub const RESERVED: usize = 7;
+    /// Arena offset (`u32`).
+    pub const OFFSET: usize = 8;
+    /// Scale (`f32`).
+    pub const SCALE: usize = 12;
+    /// Producer op (`u16`).
+    pub const PRODUCER: usize = 16;
+    /// Last reader op (`u16`).
+    pub const LAST_READER: usize = 18;
+}
+
+/// Op record field offsets (relative to the record's start).
 pub mod record {
     /// Op code (`u8`).
     pub const OP: usize = 0;
-    /// Reserved (3 x 0).
+    /// Reserved (0).
     pub const RESERVED_A: usize = 1;
-    /// Output shape (3 x `u16`).
-    pub const OUTPUT_SHAPE: usize = 4;
-    /// Reserved (2 x 0).
-    pub const RESERVED_B: usize = 10;
+    /// Input a (`u16` tensor index).
+    pub const INPUT_A: usize = 2;
+    /// Input b (`u16` tensor index).
+    pub const INPUT_B: usize = 4;
+    /// Output (`u16` tensor index).
+    pub const OUTPUT: usize = 6;
+    /// Parameter (`u32`).
+    pub const PARAM: usize = 8;
     /// Geometry (8 x `u16`): kernel h, w; stride h, w; pad h, w; output padding h, w.
     pub const GEOMETRY: usize = 12;
     /// LeakyReLU slope (`f32`).
     pub const ALPHA: usize = 28;
-    /// Input zero point (`i8`).
-    pub const IN_ZERO_POINT: usize = 32;
-    /// Output zero point (`i8`).
-    pub const OUT_ZERO_POINT: usize = 33;
+    /// Reserved (2 x 0).
+    pub const RESERVED_B: usize = 32;
     /// Clamp minimum (`i8`).
     pub const CLAMP_MIN: usize = 34;
     /// Clamp maximum (`i8`).
     pub const CLAMP_MAX: usize = 35;
     /// Reserved (4 x 0).
     pub const RESERVED_C: usize = 36;
-    /// Tensor slots ([`super::MAX_TENSORS`] x (`u32` offset, `u32` length)).
-    pub const TENSORS: usize = 40;
+    /// Weight slots ([`super::MAX_WEIGHTS`] x (`u32` offset, `u32` length)).
+    pub const WEIGHTS: usize = 40;
 }
 
 /// Kind code: VAE decoder or GAN generator.
@@ -221,6 +274,25 @@ pub const OP_SIGMOID: u8 = 7;
 pub const OP_RESHAPE: u8 = 8;
 /// Op code: 256-entry int8 lookup table (int8 only).
 pub const OP_LUT: u8 = 9;
+/// Op code: element-wise `a + b` (or `a + v[c]`).
+pub const OP_ADD: u8 = 10;
+/// Op code: element-wise `a - b` (or `a - v[c]`).
+pub const OP_SUB: u8 = 11;
+/// Op code: element-wise `a * b` (or `a * v[c]`).
+pub const OP_MUL: u8 = 12;
+/// Op code: `exp(x)` (f32 only; an int8 file uses [`OP_LUT`]).
+pub const OP_EXP: u8 = 13;
+/// Op code: concatenation of inputs a and b along the channel axis.
+pub const OP_CONCAT: u8 = 14;
+/// Op code: a run of channels of input a (a view, no data movement).
+pub const OP_SLICE: u8 = 15;
+/// Op code: channels of input a picked by a constant index table (a fixed permutation).
+pub const OP_GATHER: u8 = 16;
+
+/// Parameter of Add, Sub and Mul: the second operand is the tensor named by input b.
+pub const OPERAND_TENSOR: u32 = 0;
+/// Parameter of Add, Sub and Mul: the second operand is a per-channel `f32` vector (weight slot 0).
+pub const OPERAND_CHANNEL: u32 = 1;
 
 /// `n` rounded up to a multiple of [`ALIGN`], or `None` on overflow.
 pub const fn align_up(n: usize) -> Option<usize> {
@@ -230,34 +302,33 @@ pub const fn align_up(n: usize) -> Option<usize> {
     }
 }
 
-/// Bytes of one activation element at a precision code (`None` for an unknown code).
-pub const fn element_bytes(precision: u8) -> Option<usize> {
-    match precision {
-        PRECISION_F32 => Some(4),
-        PRECISION_INT8 => Some(1),
-        _ => None,
+/// Slack at the start of the arena so that an arena of any alignment can be aligned to 4 bytes:
+/// tensor offsets count from the first 4-byte aligned address in the caller's buffer.
+pub const ARENA_SLACK: usize = 3;
+
+/// Bytes of the arena for tensors that end at `peak` bytes (the highest `offset + length`).
+pub const fn arena_bytes(peak: usize) -> Option<usize> {
+    peak.checked_add(ARENA_SLACK)
+}
+
+/// Start of the op table: after the header and `tensors` tensor records.
+pub const fn op_table(tensors: usize) -> Option<usize> {
+    match tensors.checked_mul(TENSOR_LEN) {
+        Some(t) => t.checked_add(HEADER_LEN),
+        None => None,
     }
 }
 
-/// Slack at the start of the arena so that an arena of any alignment can be aligned to 4 bytes.
-pub const ARENA_SLACK: usize = 3;
-
-/// The arena a model needs: two ping-pong buffers, each holding the largest activation
-/// (`max_elements` elements, rounded up to whole 4-byte words), plus [`ARENA_SLACK`] bytes so the
-/// buffers can start at a 4-byte aligned address inside any caller buffer.
-pub const fn arena_bytes(precision: u8, max_elements: usize) -> Option<usize> {
-    let Some(elem) = element_bytes(precision) else {
+/// Start of the weights: the end of `ops` op records after [`op_table`], aligned.
+pub const fn data_offset(tensors: usize, ops: usize) -> Option<usize> {
+    let Some(table) = op_table(tensors) else {
         return None;
     };
-    let Some(bytes) = max_elements.checked_mul(elem) else {
+    let Some(records) = ops.checked_mul(RECORD_LEN) else {
         return None;
     };
-    let Some(padded) = bytes.checked_add(3) else {
-        return None;
-    };
-    let words = padded / 4;
-    match words.checked_mul(8) {
-        Some(both) => both.checked_add(ARENA_SLACK),
+    match table.checked_add(records) {
+        Some(end) => align_up(end),
         None => None,
     }
 }
@@ -353,7 +424,10 @@ mod tests {
     #[test]
     fn layout_constants_are_consistent() {
         assert_eq!(header::CRC + 4, HEADER_LEN);
-        assert_eq!(record::TENSORS + MAX_TENSORS * 8, RECORD_LEN);
+        assert_eq!(record::WEIGHTS + MAX_WEIGHTS * 8, RECORD_LEN);
+        assert_eq!(tensor::LAST_READER + 2, TENSOR_LEN);
+        assert_eq!(data_offset(1, 1), Some(160)); // 64 + 20 + 72 = 156, aligned
+        assert_eq!(data_offset(usize::MAX, 1), None);
         assert_eq!(HEADER_LEN % ALIGN, 0);
         assert_eq!(align_up(0), Some(0));
         assert_eq!(align_up(1), Some(16));
@@ -362,11 +436,8 @@ mod tests {
     }
 
     #[test]
-    fn arena_is_two_word_rounded_buffers_plus_slack() {
-        // 5 int8 elements -> 2 words each -> 16 bytes + 3 slack.
-        assert_eq!(arena_bytes(PRECISION_INT8, 5), Some(19));
-        assert_eq!(arena_bytes(PRECISION_F32, 5), Some(43));
-        assert_eq!(arena_bytes(7, 5), None);
-        assert_eq!(arena_bytes(PRECISION_F32, usize::MAX / 2), None);
+    fn arena_is_the_peak_plus_slack() {
+        assert_eq!(arena_bytes(16), Some(19));
+        assert_eq!(arena_bytes(usize::MAX), None);
     }
 }

@@ -31,6 +31,14 @@ impl Precision {
             _ => None,
         }
     }
+
+    /// Bytes of one activation element: 4 for f32, 1 for int8.
+    pub const fn element_bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::Int8 => 1,
+        }
+    }
 }
 
 /// What part of a trained model a file or graph holds.

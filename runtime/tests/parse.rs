@@ -6,7 +6,7 @@ use tinygen_export::quant::{self, QuantOptions};
 use tinygen_export::tgm::{self, AlignedBytes};
 use tinygen_export::{Conv, Graph, Layer, Part, Shape};
 use tinygen_runtime::error::Error;
-use tinygen_runtime::format::{self, header, record};
+use tinygen_runtime::format::{self, header, record, tensor};
 use tinygen_runtime::model::Model;
 use tinygen_runtime::rng::Rng;
 
@@ -91,6 +91,12 @@ fn parse_and_run(bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Start of a file's op table.
+fn op_table(file: &[u8]) -> usize {
+    let tensors = u16::from_le_bytes([file[header::TENSOR_COUNT], file[header::TENSOR_COUNT + 1]]);
+    format::op_table(usize::from(tensors)).unwrap()
+}
+
 fn fix_crc(bytes: &mut [u8]) {
     let crc = format::file_crc(bytes);
     bytes[header::CRC..header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
@@ -171,18 +177,19 @@ fn random_multi_bit_flips_give_an_error_or_a_running_model() {
     }
 }
 
-/// Corrupts bytes of the header and layer table, then recomputes the checksum so the structural
+/// Corrupts bytes of the header, tensor table and op table, then recomputes the checksum so the structural
 /// checks (not the CRC) must catch it.
 #[test]
 fn corrupted_fields_with_a_valid_crc_give_an_error_or_a_running_model() {
     let mut rng = Rng::seed_from_u64(21);
     for file in [f32_file(), int8_file()] {
-        let layers = u32::from_le_bytes(
-            file[header::LAYER_COUNT..header::LAYER_COUNT + 4]
+        let data = u32::from_le_bytes(
+            file[header::DATA_OFFSET..header::DATA_OFFSET + 4]
                 .try_into()
                 .unwrap(),
         ) as usize;
-        let table_end = format::HEADER_LEN + layers * format::RECORD_LEN;
+        // The header, the tensor table and the op table (and the padding after them).
+        let table_end = data;
         let (mut errors, mut ran) = (0, 0);
         for i in 0..20_000 {
             let mut bytes = file.clone();
@@ -204,7 +211,7 @@ fn corrupted_fields_with_a_valid_crc_give_an_error_or_a_running_model() {
         }
         assert_eq!(errors + ran, 20_000);
         // Most single-field edits break an invariant; a few (LeakyReLU slope, clamp bounds,
-        // zero points that still chain, output range) leave a model that runs.
+        // zero points and scales, output range) leave a model that runs.
         assert!(errors > 15_000, "only {errors} errors");
     }
 }
@@ -250,8 +257,11 @@ fn random_bytes_and_random_headers_are_rejected_without_panic() {
             if i % 2 == 0 {
                 // Small plausible counts so the walk reaches the records.
                 let n = 1 + rng.next_u32() % 4;
-                bytes[header::LAYER_COUNT..header::LAYER_COUNT + 4]
-                    .copy_from_slice(&n.to_le_bytes());
+                bytes[header::OP_COUNT..header::OP_COUNT + 4].copy_from_slice(&n.to_le_bytes());
+                bytes[header::TENSOR_COUNT..header::TENSOR_COUNT + 2]
+                    .copy_from_slice(&(n as u16 + 1).to_le_bytes());
+                bytes[header::INPUT_COUNT] = 1;
+                bytes[header::OUTPUT_TENSOR] = n as u8;
                 bytes[header::KIND] = 0;
                 bytes[header::PRECISION] = (rng.next_u32() % 2) as u8;
                 bytes[header::OUTPUT_RANGE] = 0;
@@ -290,18 +300,19 @@ fn defects_are_reported_as_what_they_are() {
         })
     );
 
+    let ops = op_table(&file);
     let mut b = file.clone();
-    b[format::HEADER_LEN + record::OP] = 42;
+    b[ops + record::OP] = 42;
     fix_crc(&mut b);
-    assert_eq!(parse(&b), Err(Error::BadOpCode { layer: 0, code: 42 }));
+    assert_eq!(parse(&b), Err(Error::BadOpCode { op: 0, code: 42 }));
 
     let mut b = file.clone();
-    b[format::HEADER_LEN + format::RECORD_LEN + record::OP] = format::OP_LUT;
+    b[ops + format::RECORD_LEN + record::OP] = format::OP_LUT;
     fix_crc(&mut b);
     assert_eq!(
         parse(&b),
         Err(Error::BadOpCode {
-            layer: 1,
+            op: 1,
             code: format::OP_LUT
         }),
         "LUT in an f32 file"
@@ -318,11 +329,11 @@ fn defects_are_reported_as_what_they_are() {
     );
 
     let mut b = file.clone();
-    // Dense output 18 -> 17: the reshape after it no longer matches.
-    b[format::HEADER_LEN + record::OUTPUT_SHAPE] = 17;
+    // Dense output 18 -> 17 (tensor 1): its weights no longer fit.
+    b[format::HEADER_LEN + format::TENSOR_LEN + tensor::SHAPE] = 17;
     fix_crc(&mut b);
     assert!(
-        matches!(parse(&b), Err(Error::TensorLength { layer: 0, .. })),
+        matches!(parse(&b), Err(Error::TensorLength { op: 0, .. })),
         "{:?}",
         parse(&b)
     );
@@ -372,7 +383,8 @@ fn caller_buffers_are_checked_up_front() {
         );
         assert_eq!(
             model.run(&z[1..], &mut arena, &mut out),
-            Err(Error::LatentLength {
+            Err(Error::InputLength {
+                input: 0,
                 expected: model.latent_len(),
                 got: z.len() - 1
             })

@@ -231,7 +231,7 @@ fn check_f32_round_trip(g: &Graph) {
     let file = AlignedBytes::new(&tgm::write_f32(g).unwrap());
     let model = Model::parse(&file).unwrap();
     assert_eq!(model.precision(), Precision::F32);
-    assert_eq!(model.layer_count(), g.layers.len());
+    assert_eq!(model.op_count(), g.layers.len());
     let out_shape = g.output_shape().unwrap();
     assert_eq!(
         (
@@ -241,9 +241,19 @@ fn check_f32_round_trip(g: &Graph) {
         ),
         (out_shape.c, out_shape.h, out_shape.w)
     );
-    // Arena: two buffers of the largest activation plus 3 bytes of alignment slack.
+    // Arena: at most two buffers of the largest activation (the ping-pong plan) plus 3 bytes of
+    // alignment slack, and at least the largest activation.
     let max = g.shapes().unwrap().iter().map(Shape::len).max().unwrap();
-    assert_eq!(model.arena_bytes(), 8 * max + 3);
+    assert!(
+        model.arena_bytes() <= 8 * max + 3,
+        "{}",
+        model.arena_bytes()
+    );
+    assert!(
+        model.arena_bytes() >= 4 * max + 3,
+        "{}",
+        model.arena_bytes()
+    );
     for z in latents(3, 5, model.latent_len()) {
         let expected = reference_f32(g, &z);
         // Misalign the arena on purpose: the runtime aligns inside it.
@@ -337,7 +347,8 @@ fn check_int8_round_trip(g: &Graph, options: QuantOptions) -> QuantGraph {
     let model = Model::parse(&file).unwrap();
     assert_eq!(model.precision(), Precision::Int8);
     let max = q.shapes().unwrap().iter().map(Shape::len).max().unwrap();
-    assert_eq!(model.arena_bytes(), 2 * max.div_ceil(4) * 4 + 3);
+    assert!(model.arena_bytes() <= 2 * max.div_ceil(4) * 4 + 3);
+    assert!(model.arena_bytes() >= max + 3);
     for z in latents(12, 8, z_len) {
         let expected = reference_i8(&q, &z);
         let sim = quant::simulate(&q, &z).unwrap();

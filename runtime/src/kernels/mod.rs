@@ -22,6 +22,7 @@ mod dense;
 #[allow(unsafe_code)]
 mod dsp;
 pub mod dsp_model;
+pub mod graph;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]

@@ -64,6 +64,16 @@ pub(crate) fn aligned_f32s_mut(bytes: &mut [u8]) -> &mut [f32] {
     unsafe { core::slice::from_raw_parts_mut(ptr, rest.len() / 4) }
 }
 
+/// The part of `bytes` from its first 4-byte aligned address on, as `i8`s (empty if there is
+/// none): the int8 arena starts where the f32 one would.
+pub(crate) fn aligned_i8s_mut(bytes: &mut [u8]) -> &mut [i8] {
+    let skip = bytes.as_ptr().align_offset(core::mem::align_of::<f32>());
+    match bytes.get_mut(skip..) {
+        Some(rest) => i8s_mut(rest),
+        None => &mut [],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

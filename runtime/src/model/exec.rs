@@ -1,206 +1,285 @@
-//! Running a parsed model: one pass over the layers through two ping-pong buffers in the
-//! caller's arena.
+//! Running a parsed model: one pass over the ops, each reading and writing tensors where the
+//! exporter's plan placed them in the caller's arena. One executor serves both precisions: the
+//! data movement (views, in-place ops, concatenation, gathers) is generic over the element, and
+//! [`Element`] maps each op to its kernel.
 
-use super::walk::Op;
-use super::{cast, quantize};
-use super::{Activation, Model, Precision};
+use super::header::{tensor_at, Tensor};
+use super::ops::{Op, Operand};
+use super::{cast, Activation, Model, Precision};
 use crate::error::Error;
 use crate::format;
-use crate::kernels;
+use crate::kernels::graph::{self, Binary, Quant};
+use crate::kernels::{self};
 use crate::rng::Rng;
+use core::ops::Range;
 
-/// Where the latent vector comes from.
-pub(super) enum Latent<'z> {
+/// Where an input vector comes from.
+pub(super) enum Source<'z> {
     Given(&'z [f32]),
     Sampled(&'z mut Rng),
 }
 
-/// The final activation, borrowed from the arena.
+/// The output tensor, borrowed from the arena.
 pub(super) enum Final<'b> {
     F32(&'b [f32]),
     I8(&'b [i8]),
 }
 
-pub(super) fn prefix<T>(s: &[T], n: usize, arena: usize, needed: usize) -> Result<&[T], Error> {
-    s.get(..n)
-        .ok_or(Error::ArenaTooSmall { needed, got: arena })
+/// An activation element: f32 or int8, with the kernels of each op at that precision.
+trait Element: Copy + 'static {
+    /// Converts an f32 input value into the tensor's element.
+    fn from_f32(x: f32, q: Quant) -> Self;
+    /// Dense and convolutions (`false` if `op` is not one at this precision or was compiled out).
+    fn linear(op: &Op<'_>, x: &[Self], y: &mut [Self]) -> bool;
+    /// Element-wise activations in place.
+    fn unary(op: &Op<'_>, x: &mut [Self]);
+    /// `acc = op(acc, b)`, element-wise.
+    fn binary(op: Binary, acc: &mut [Self], qa: Quant, b: &[Self], qb: Quant, qo: Quant);
+    /// `acc = op(acc, v[c])` over channel planes.
+    fn binary_channel(op: Binary, acc: &mut [Self], qa: Quant, v: &[f32], plane: usize, qo: Quant);
+    /// Moves values into another quantisation (nothing for f32).
+    fn requantize(x: &mut [Self], from: Quant, to: Quant);
+    /// The activation handed to `run_inspect`'s callback.
+    fn activation(x: &[Self]) -> Activation<'_>;
 }
 
-pub(super) fn prefix_mut<T>(
-    s: &mut [T],
-    n: usize,
-    arena: usize,
-    needed: usize,
-) -> Result<&mut [T], Error> {
-    s.get_mut(..n)
-        .ok_or(Error::ArenaTooSmall { needed, got: arena })
+impl Element for f32 {
+    #[inline]
+    fn from_f32(x: f32, _: Quant) -> f32 {
+        x
+    }
+    fn linear(op: &Op<'_>, x: &[f32], y: &mut [f32]) -> bool {
+        match *op {
+            Op::DenseF32 { w, b } => kernels::dense_f32(w, b, x, y),
+            Op::ConvF32 { g, w, b } if cfg!(feature = "conv2d") => {
+                kernels::conv2d_f32(&g, w, b, x, y)
+            }
+            Op::ConvTransposeF32 { g, w, b } if cfg!(feature = "conv-transpose2d") => {
+                kernels::conv_transpose2d_f32(&g, w, b, x, y)
+            }
+            _ => return false,
+        }
+        true
+    }
+    fn unary(op: &Op<'_>, x: &mut [f32]) {
+        match *op {
+            Op::Relu => kernels::relu_f32(x),
+            Op::LeakyRelu { alpha } => kernels::leaky_relu_f32(x, alpha),
+            Op::Tanh => kernels::tanh_f32(x),
+            Op::Sigmoid => kernels::sigmoid_f32(x),
+            Op::Exp if cfg!(feature = "graph") => graph::exp_f32(x),
+            _ => {}
+        }
+    }
+    fn binary(op: Binary, acc: &mut [f32], _: Quant, b: &[f32], _: Quant, _: Quant) {
+        graph::binary_f32(op, acc, b);
+    }
+    fn binary_channel(op: Binary, acc: &mut [f32], _: Quant, v: &[f32], plane: usize, _: Quant) {
+        graph::binary_channel_f32(op, acc, v, plane);
+    }
+    fn requantize(_: &mut [f32], _: Quant, _: Quant) {}
+    fn activation(x: &[f32]) -> Activation<'_> {
+        Activation::F32(x)
+    }
+}
+
+impl Element for i8 {
+    #[inline]
+    fn from_f32(x: f32, q: Quant) -> i8 {
+        q.quantize(x)
+    }
+    fn linear(op: &Op<'_>, x: &[i8], y: &mut [i8]) -> bool {
+        match *op {
+            Op::DenseI8 { w, b, rq } => kernels::dense_i8(w, b, x, &rq, y),
+            Op::ConvI8 { g, w, b, rq } if cfg!(feature = "conv2d") => {
+                kernels::conv2d_i8(&g, w, b, x, &rq, y)
+            }
+            Op::ConvTransposeI8 { g, w, b, rq } if cfg!(feature = "conv-transpose2d") => {
+                kernels::conv_transpose2d_i8(&g, w, b, x, &rq, y)
+            }
+            _ => return false,
+        }
+        true
+    }
+    fn unary(op: &Op<'_>, x: &mut [i8]) {
+        if let Op::Lut { table } = *op {
+            kernels::lut_i8(x, table);
+        }
+    }
+    fn binary(op: Binary, acc: &mut [i8], qa: Quant, b: &[i8], qb: Quant, qo: Quant) {
+        graph::binary_i8(op, acc, qa, b, qb, qo);
+    }
+    fn binary_channel(op: Binary, acc: &mut [i8], qa: Quant, v: &[f32], plane: usize, qo: Quant) {
+        graph::binary_channel_i8(op, acc, qa, v, plane, qo);
+    }
+    fn requantize(x: &mut [i8], from: Quant, to: Quant) {
+        graph::requantize_i8(x, from, to);
+    }
+    fn activation(x: &[i8]) -> Activation<'_> {
+        Activation::I8(x)
+    }
+}
+
+/// `read` as shared and `write` as exclusive, if they are disjoint and inside `buf`.
+fn split<T>(buf: &mut [T], read: Range<usize>, write: Range<usize>) -> Option<(&[T], &mut [T])> {
+    if read.end <= write.start {
+        let (lo, hi) = buf.split_at_mut(write.start.min(buf.len()));
+        Some((lo.get(read)?, hi.get_mut(..write.len())?))
+    } else if write.end <= read.start {
+        let (lo, hi) = buf.split_at_mut(read.start.min(buf.len()));
+        Some((hi.get(..read.len())?, lo.get_mut(write)?))
+    } else {
+        None
+    }
+}
+
+/// Copies `src` to `dst_start` inside `buf` (overlap allowed), if both fit.
+fn copy<T: Copy>(buf: &mut [T], src: Range<usize>, dst_start: usize) -> Option<()> {
+    let dst_end = dst_start.checked_add(src.len())?;
+    if src.start > src.end || src.end > buf.len() || dst_end > buf.len() {
+        return None;
+    }
+    if src.start != dst_start {
+        buf.copy_within(src, dst_start);
+    }
+    Some(())
+}
+
+/// `out`'s elements, after copying `a` there unless the op runs in place.
+fn prepare<T: Copy>(buf: &mut [T], a: Range<usize>, out: Range<usize>) -> Option<&mut [T]> {
+    copy(buf, a, out.start)?;
+    buf.get_mut(out)
 }
 
 impl<'a> Model<'a> {
-    /// Runs every layer through two ping-pong buffers in `arena`; returns the last activation.
+    fn tensor_record(&self, index: usize) -> Result<Tensor, Error> {
+        tensor_at(
+            self.file,
+            index,
+            self.precision,
+            index < self.input_count,
+            false,
+        )
+    }
+
+    /// Runs every op; returns the output tensor.
     pub(super) fn execute<'b>(
         &self,
         arena: &'b mut [u8],
-        latent: Latent<'_>,
+        inputs: [Option<Source<'_>>; format::MAX_INPUTS],
         inspect: &mut dyn FnMut(usize, Activation<'_>),
     ) -> Result<Final<'b>, Error> {
         let got = arena.len();
-        let needed = self.arena_bytes;
-        if got < needed {
-            return Err(Error::ArenaTooSmall { needed, got });
+        if got < self.arena_bytes {
+            return Err(Error::ArenaTooSmall {
+                needed: self.arena_bytes,
+                got,
+            });
         }
-        let n = self.max_elements;
-        let mut walker = self.walker();
-        // `Model::parse` (and the walker below) reject precisions and ops left out by cargo
-        // features, so the guards only let the compiler drop the code of those kernels.
+        // `Model::parse` rejects precisions left out by cargo features, so the guards only let
+        // the compiler drop the code of those kernels.
         match self.precision {
-            Precision::F32 if cfg!(feature = "f32") => {
-                let words = cast::aligned_f32s_mut(arena);
-                let (a, rest) = words
-                    .split_at_mut_checked(n)
-                    .ok_or(Error::ArenaTooSmall { needed, got })?;
-                let b = prefix_mut(rest, n, got, needed)?;
-                let (mut cur, mut other) = (a, b);
-                let mut len = self.latent_len();
-                let x = prefix_mut(cur, len, got, needed)?;
-                match latent {
-                    Latent::Given(z) => {
-                        for (d, &v) in x.iter_mut().zip(z) {
-                            *d = v;
-                        }
-                    }
-                    Latent::Sampled(rng) => rng.fill_gaussian(x),
-                }
-                while let Some(step) = walker.next_step()? {
-                    let layer = walker.index - 1;
-                    let out_len = step.output.len();
-                    let x = prefix(cur, step.input.len(), got, needed)?;
-                    let mut swap = true;
-                    match step.op {
-                        Op::DenseF32 { w, b } => {
-                            kernels::dense_f32(w, b, x, prefix_mut(other, out_len, got, needed)?)
-                        }
-                        Op::ConvF32 { g, w, b } if cfg!(feature = "conv2d") => kernels::conv2d_f32(
-                            &g,
-                            w,
-                            b,
-                            x,
-                            prefix_mut(other, out_len, got, needed)?,
-                        ),
-                        Op::ConvTransposeF32 { g, w, b } if cfg!(feature = "conv-transpose2d") => {
-                            kernels::conv_transpose2d_f32(
-                                &g,
-                                w,
-                                b,
-                                x,
-                                prefix_mut(other, out_len, got, needed)?,
-                            )
-                        }
-                        // Also conv ops whose feature (`conv2d`, `conv-transpose2d`) is off: unreachable, the walker
-                        // returned `OpDisabled` for them.
-                        op => {
-                            swap = false;
-                            let x = prefix_mut(cur, out_len, got, needed)?;
-                            match op {
-                                Op::Relu => kernels::relu_f32(x),
-                                Op::LeakyRelu { alpha } => kernels::leaky_relu_f32(x, alpha),
-                                Op::Tanh => kernels::tanh_f32(x),
-                                Op::Sigmoid => kernels::sigmoid_f32(x),
-                                _ => {}
-                            }
-                        }
-                    }
-                    if swap {
-                        core::mem::swap(&mut cur, &mut other);
-                    }
-                    len = out_len;
-                    inspect(layer, Activation::F32(prefix(cur, len, got, needed)?));
-                }
-                Ok(Final::F32(prefix(cur, len, got, needed)?))
-            }
-            Precision::Int8 if cfg!(feature = "int8") => {
-                let bytes = cast::i8s_mut(arena);
-                let half = n
-                    .checked_add(3)
-                    .map(|m| m / 4 * 4)
-                    .ok_or(Error::ArenaTooSmall { needed, got })?;
-                let (a, rest) = bytes
-                    .split_at_mut_checked(half)
-                    .ok_or(Error::ArenaTooSmall { needed, got })?;
-                let b = prefix_mut(rest, n, got, needed)?;
-                let (mut cur, mut other) = (a, b);
-                let mut len = self.latent_len();
-                let x = prefix_mut(cur, len, got, needed)?;
-                let (scale, zp) = (self.input_scale, self.input_zero_point);
-                match latent {
-                    Latent::Given(z) => {
-                        for (q, &v) in x.iter_mut().zip(z) {
-                            *q = quantize(v, scale, zp);
-                        }
-                    }
-                    Latent::Sampled(rng) => {
-                        for q in x.iter_mut() {
-                            *q = quantize(rng.next_gaussian(), scale, zp);
-                        }
-                    }
-                }
-                while let Some(step) = walker.next_step()? {
-                    let layer = walker.index - 1;
-                    let out_len = step.output.len();
-                    let x = prefix(cur, step.input.len(), got, needed)?;
-                    let mut swap = true;
-                    match step.op {
-                        Op::DenseI8 { w, b, rq } => kernels::dense_i8(
-                            w,
-                            b,
-                            x,
-                            &rq,
-                            prefix_mut(other, out_len, got, needed)?,
-                        ),
-                        Op::ConvI8 { g, w, b, rq } if cfg!(feature = "conv2d") => {
-                            kernels::conv2d_i8(
-                                &g,
-                                w,
-                                b,
-                                x,
-                                &rq,
-                                prefix_mut(other, out_len, got, needed)?,
-                            )
-                        }
-                        Op::ConvTransposeI8 { g, w, b, rq }
-                            if cfg!(feature = "conv-transpose2d") =>
-                        {
-                            kernels::conv_transpose2d_i8(
-                                &g,
-                                w,
-                                b,
-                                x,
-                                &rq,
-                                prefix_mut(other, out_len, got, needed)?,
-                            )
-                        }
-                        // As above for conv ops whose feature is off.
-                        op => {
-                            swap = false;
-                            if let Op::Lut { table } = op {
-                                kernels::lut_i8(prefix_mut(cur, out_len, got, needed)?, table);
-                            }
-                        }
-                    }
-                    if swap {
-                        core::mem::swap(&mut cur, &mut other);
-                    }
-                    len = out_len;
-                    inspect(layer, Activation::I8(prefix(cur, len, got, needed)?));
-                }
-                Ok(Final::I8(prefix(cur, len, got, needed)?))
-            }
-            Precision::F32 => Err(Error::PrecisionDisabled {
-                code: format::PRECISION_F32,
-            }),
-            Precision::Int8 => Err(Error::PrecisionDisabled {
-                code: format::PRECISION_INT8,
+            Precision::F32 if cfg!(feature = "f32") => Ok(Final::F32(self.execute_as(
+                cast::aligned_f32s_mut(arena),
+                inputs,
+                inspect,
+            )?)),
+            Precision::Int8 if cfg!(feature = "int8") => Ok(Final::I8(self.execute_as(
+                cast::aligned_i8s_mut(arena),
+                inputs,
+                inspect,
+            )?)),
+            precision => Err(Error::PrecisionDisabled {
+                code: precision.code(),
             }),
         }
+    }
+
+    fn execute_as<'b, T: Element>(
+        &self,
+        buf: &'b mut [T],
+        inputs: [Option<Source<'_>>; format::MAX_INPUTS],
+        inspect: &mut dyn FnMut(usize, Activation<'_>),
+    ) -> Result<&'b [T], Error> {
+        let short = Error::ArenaTooSmall {
+            needed: self.arena_bytes,
+            got: buf.len().saturating_mul(core::mem::size_of::<T>()),
+        };
+        let elem = self.precision.element_bytes();
+        for (index, source) in inputs.into_iter().enumerate().take(self.input_count) {
+            let t = self.tensor_record(index)?;
+            let x = buf.get_mut(t.range(elem)).ok_or(short)?;
+            match source {
+                Some(Source::Given(z)) => {
+                    for (d, &v) in x.iter_mut().zip(z) {
+                        *d = T::from_f32(v, t.quant);
+                    }
+                }
+                Some(Source::Sampled(rng)) => {
+                    for d in x.iter_mut() {
+                        *d = T::from_f32(rng.next_gaussian(), t.quant);
+                    }
+                }
+                None => {}
+            }
+        }
+        let mut ops = self.decoder();
+        while let Some(step) = ops.next_step()? {
+            let (a, out) = (step.a.range(elem), step.out.range(elem));
+            let plane = step.a.dims.h * step.a.dims.w;
+            match step.op {
+                Op::Reshape | Op::Slice => {}
+                op if op.in_place() => {
+                    if let Op::Binary { kind, operand } = op {
+                        match operand {
+                            Operand::Tensor(b) if cfg!(feature = "graph") => {
+                                let b = self.tensor_record(b)?;
+                                copy(buf, a, out.start).ok_or(short)?;
+                                let (x, y) = split(buf, b.range(elem), out).ok_or(short)?;
+                                T::binary(kind, y, step.a.quant, x, b.quant, step.out.quant);
+                            }
+                            Operand::Channel(v) if cfg!(feature = "graph") => {
+                                let y = prepare(buf, a, out).ok_or(short)?;
+                                T::binary_channel(kind, y, step.a.quant, v, plane, step.out.quant);
+                            }
+                            _ => {}
+                        }
+                    } else {
+                        T::unary(&op, prepare(buf, a, out).ok_or(short)?);
+                    }
+                }
+                Op::Concat { b } if cfg!(feature = "graph") => {
+                    let b = self.tensor_record(b)?;
+                    let mut at = out.start;
+                    for part in [step.a, b] {
+                        let range = part.range(elem);
+                        let len = range.len();
+                        copy(buf, range, at).ok_or(short)?;
+                        let end = at.checked_add(len).ok_or(short)?;
+                        T::requantize(
+                            buf.get_mut(at..end).ok_or(short)?,
+                            part.quant,
+                            step.out.quant,
+                        );
+                        at = end;
+                    }
+                }
+                Op::Gather { index } if cfg!(feature = "graph") => {
+                    let (x, y) = split(buf, a, out).ok_or(short)?;
+                    graph::gather(index, plane, x, y);
+                }
+                op => {
+                    // Dense and convolutions (and ops compiled out, which the parse refused).
+                    let (x, y) = split(buf, a, out).ok_or(short)?;
+                    T::linear(&op, x, y);
+                }
+            }
+            inspect(
+                ops.index - 1,
+                T::activation(buf.get(step.out.range(elem)).ok_or(short)?),
+            );
+        }
+        let t = self.tensor_record(self.output_tensor)?;
+        buf.get(t.range(elem)).ok_or(short)
     }
 }

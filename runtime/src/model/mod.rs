@@ -30,17 +30,21 @@
 )]
 
 mod cast;
+mod check;
 mod exec;
+mod header;
+mod ops;
 mod read;
-mod walk;
 
 use crate::error::Error;
-use crate::format::{self, header};
+use crate::format;
+pub use crate::kernels::graph::Quant;
 use crate::rng::Rng;
 pub use crate::vocab::{OutputRange, Part, Precision};
-use exec::{Final, Latent};
+use exec::{Final, Source};
+use header::{tensor_at, Header};
+pub use ops::{OpInfo, Ops};
 use read::*;
-use walk::Walker;
 
 /// A value aligned to [`format::ALIGN`] bytes, for embedding a model file:
 /// `static M: &Aligned<[u8]> = &Aligned(*include_bytes!("model.tgm"));` then `&M.0`.
@@ -101,13 +105,12 @@ pub enum Activation<'b> {
 /// `clamp(round_half_even(x / scale) + zero_point, -128, 127)`: the int8 path's input quantiser
 /// (ONNX `QuantizeLinear`). NaN quantises to the zero point.
 pub fn quantize(x: f32, scale: f32, zero_point: i8) -> i8 {
-    let q = libm::rintf(x / scale) as i32; // `as` saturates; NaN gives 0
-    q.saturating_add(i32::from(zero_point)).clamp(-128, 127) as i8
+    Quant { scale, zero_point }.quantize(x)
 }
 
 /// `(q - zero_point) * scale`: the int8 path's output dequantiser (ONNX `DequantizeLinear`).
 pub fn dequantize(q: i8, scale: f32, zero_point: i8) -> f32 {
-    (i32::from(q) - i32::from(zero_point)) as f32 * scale
+    Quant { scale, zero_point }.dequantize(q)
 }
 
 /// A parsed, validated model borrowing its file.
@@ -117,217 +120,86 @@ pub struct Model<'a> {
     part: Part,
     precision: Precision,
     range: OutputRange,
-    input: Dims,
-    output: Dims,
-    layer_count: usize,
+    input_count: usize,
+    output_tensor: usize,
+    tensor_count: usize,
+    op_count: usize,
     data_offset: usize,
     arena_bytes: usize,
-    /// Largest activation in elements: each ping-pong buffer holds this many.
-    max_elements: usize,
-    input_scale: f32,
-    input_zero_point: i8,
-    output_scale: f32,
-    output_zero_point: i8,
+    input: Dims,
+    input_quant: Quant,
+    /// Shape of the second input, if the model has one.
+    condition: Option<Dims>,
+    output: Dims,
+    output_quant: Quant,
 }
 
 impl<'a> Model<'a> {
-    /// Parses and validates a model file, borrowing its tensors in place.
+    /// Parses and validates a model file, borrowing its weights in place.
     ///
     /// `file` must start at a 16-byte aligned address (see the module docs) and hold exactly the
-    /// file. Every length, offset, code, shape, padding byte and the CRC-32 are checked here, so
-    /// running the result cannot fail except on caller buffer sizes.
+    /// file. Every length, offset, code, shape, padding byte, tensor placement and lifetime and
+    /// the CRC-32 are checked here, once, so running the result cannot fail except on caller
+    /// buffer sizes.
     pub fn parse(file: &'a [u8]) -> Result<Model<'a>, Error> {
-        if file.len() < format::HEADER_LEN {
-            return Err(truncated(format::HEADER_LEN, file.len()));
+        let h = Header::parse(file)?;
+        for index in 0..h.tensor_count {
+            tensor_at(file, index, h.precision, index < h.input_count, true)?;
         }
-        if bytes_at::<4>(file, header::MAGIC)? != format::MAGIC {
-            return Err(Error::BadMagic);
-        }
-        let version = u16_at(file, header::VERSION)?;
-        if version != format::VERSION {
-            return Err(Error::UnsupportedVersion { found: version });
-        }
-        let file_len = usize_at(file, header::FILE_LEN)?;
-        if file.len() < file_len {
-            return Err(truncated(file_len, file.len()));
-        }
-        if file.len() > file_len {
-            return Err(Error::TrailingBytes {
-                expected: file_len,
-                got: file.len(),
-            });
-        }
-        let stored_crc = u32_at(file, header::CRC)?;
-        let crc = format::file_crc(file);
-        if crc != stored_crc {
-            return Err(Error::ChecksumMismatch {
-                expected: stored_crc,
-                found: crc,
-            });
-        }
-
-        let code = u8_at(file, header::KIND)?;
-        let part = Part::from_code(code).ok_or(Error::BadKind { code })?;
-        let precision_code = u8_at(file, header::PRECISION)?;
-        let precision = Precision::from_code(precision_code).ok_or(Error::BadPrecision {
-            code: precision_code,
-        })?;
-        let compiled_in = match precision {
-            Precision::F32 => cfg!(feature = "f32"),
-            Precision::Int8 => cfg!(feature = "int8"),
+        let input = tensor_at(file, 0, h.precision, true, false)?;
+        let condition = if h.input_count > 1 {
+            Some(tensor_at(file, 1, h.precision, true, false)?.dims)
+        } else {
+            None
         };
-        if !compiled_in {
-            return Err(Error::PrecisionDisabled {
-                code: precision_code,
-            });
-        }
-        let code = u8_at(file, header::OUTPUT_RANGE)?;
-        let range = OutputRange::from_code(code).ok_or(Error::BadOutputRange { code })?;
-        check_zero(file, header::RESERVED_A, header::RESERVED_A + 1)?;
-        check_zero(
+        let output = tensor_at(file, h.output_tensor, h.precision, false, false)?;
+        let model = Model {
             file,
-            header::RESERVED_B,
-            header::RESERVED_B + header::RESERVED_B_LEN,
-        )?;
-
-        let input_scale = f32::from_bits(u32_at(file, header::INPUT_SCALE)?);
-        let output_scale = f32::from_bits(u32_at(file, header::OUTPUT_SCALE)?);
-        let input_zero_point = i8_at(file, header::INPUT_ZERO_POINT)?;
-        let output_zero_point = i8_at(file, header::OUTPUT_ZERO_POINT)?;
-        match precision {
-            Precision::F32 => {
-                check_zero(file, header::INPUT_ZERO_POINT, header::RESERVED_A)?;
-                check_zero(file, header::INPUT_SCALE, header::LAYER_COUNT)?;
-            }
-            Precision::Int8 => {
-                if !is_power_of_two_f32(input_scale) {
-                    return Err(Error::BadScale {
-                        offset: header::INPUT_SCALE,
-                    });
-                }
-                if !(output_scale.is_finite() && output_scale > 0.0) {
-                    return Err(Error::BadScale {
-                        offset: header::OUTPUT_SCALE,
-                    });
-                }
-            }
-        }
-
-        let input = dims_at(file, header::INPUT_SHAPE)?;
-        let output = dims_at(file, header::OUTPUT_SHAPE)?;
-        let header_shapes = Error::BadShape { layer: usize::MAX };
-        let in_len = input
-            .checked_len()
-            .filter(|&n| n > 0)
-            .ok_or(header_shapes)?;
-        output
-            .checked_len()
-            .filter(|&n| n > 0)
-            .ok_or(header_shapes)?;
-
-        let layer_count = usize_at(file, header::LAYER_COUNT)?;
-        if layer_count == 0 {
-            return Err(Error::NoLayers);
-        }
-        let table_end = layer_count
-            .checked_mul(format::RECORD_LEN)
-            .and_then(|n| n.checked_add(format::HEADER_LEN))
-            .ok_or(truncated(usize::MAX, file.len()))?;
-        let data_offset = format::align_up(table_end).ok_or(truncated(usize::MAX, file.len()))?;
-        if data_offset > file.len() {
-            return Err(truncated(data_offset, file.len()));
-        }
-        let stored_data_offset = u32_at(file, header::DATA_OFFSET)?;
-        if usize::try_from(stored_data_offset).ok() != Some(data_offset) {
-            return Err(Error::BadHeaderField {
-                offset: header::DATA_OFFSET,
-                found: stored_data_offset,
-                expected: usize_to_u32(data_offset),
-            });
-        }
-        check_zero(file, table_end, data_offset)?;
-
-        let mut walker = Walker {
-            file,
-            precision,
-            count: layer_count,
-            index: 0,
-            dims: input,
-            zero_point: input_zero_point,
-            end: data_offset,
-            full_check: true,
+            part: h.part,
+            precision: h.precision,
+            range: h.range,
+            input_count: h.input_count,
+            output_tensor: h.output_tensor,
+            tensor_count: h.tensor_count,
+            op_count: h.op_count,
+            data_offset: h.data_offset,
+            arena_bytes: h.arena_bytes,
+            input: input.dims,
+            input_quant: input.quant,
+            condition,
+            output: output.dims,
+            output_quant: output.quant,
         };
-        let mut max_elements = in_len;
-        while let Some(step) = walker.next_step()? {
-            max_elements = max_elements.max(step.output.len());
-        }
-        if walker.dims != output {
-            let found = [output.c, output.h, output.w];
-            let expected = [walker.dims.c, walker.dims.h, walker.dims.w];
-            for (k, (f, e)) in found.iter().zip(expected).enumerate() {
-                if *f != e {
-                    return Err(Error::BadHeaderField {
-                        offset: header::OUTPUT_SHAPE + 2 * k,
-                        found: usize_to_u32(*f),
-                        expected: usize_to_u32(e),
-                    });
-                }
-            }
-        }
-        if precision == Precision::Int8 && walker.zero_point != output_zero_point {
-            return Err(Error::ZeroPointMismatch {
-                layer: usize::MAX,
-                expected: walker.zero_point,
-                found: output_zero_point,
-            });
-        }
-        let expected_len = format::align_up(walker.end).ok_or(truncated(usize::MAX, file.len()))?;
-        if expected_len != file_len {
+
+        let mut ops = model.decoder();
+        ops.full_check = true;
+        while ops.next_step()?.is_some() {}
+        let expected_len = format::align_up(ops.end).ok_or(truncated(usize::MAX, file.len()))?;
+        if expected_len != h.file_len {
             return Err(Error::BadHeaderField {
-                offset: header::FILE_LEN,
-                found: usize_to_u32(file_len),
+                offset: format::header::FILE_LEN,
+                found: usize_to_u32(h.file_len),
                 expected: usize_to_u32(expected_len),
             });
         }
-        check_zero(file, walker.end, file_len)?;
-
-        let arena_bytes = format::arena_bytes(precision_code, max_elements)
-            .ok_or(Error::BadShape { layer: usize::MAX })?;
-        let stored_arena = u32_at(file, header::ARENA_BYTES)?;
-        if usize::try_from(stored_arena).ok() != Some(arena_bytes) {
-            return Err(Error::BadHeaderField {
-                offset: header::ARENA_BYTES,
-                found: stored_arena,
-                expected: usize_to_u32(arena_bytes),
-            });
-        }
-
-        Ok(Model {
-            file,
-            part,
-            precision,
-            range,
-            input,
-            output,
-            layer_count,
-            data_offset,
-            arena_bytes,
-            max_elements,
-            input_scale,
-            input_zero_point,
-            output_scale,
-            output_zero_point,
-        })
+        check_zero(file, ops.end, h.file_len)?;
+        model.check_graph()?;
+        Ok(model)
     }
 
-    /// Elements of the latent vector `z` (the input).
+    /// Elements of the latent vector `z` (the first input).
     pub fn latent_len(&self) -> usize {
         self.input.len()
     }
 
-    /// Shape of the input.
+    /// Shape of the first input.
     pub fn input_shape(&self) -> Dims {
         self.input
+    }
+
+    /// Elements of the second input (a class code or other condition), if the model has one.
+    pub fn condition_len(&self) -> Option<usize> {
+        self.condition.map(|d| d.len())
     }
 
     /// Shape of one output sample.
@@ -360,9 +232,14 @@ impl<'a> Model<'a> {
         self.range
     }
 
-    /// Number of layers.
-    pub fn layer_count(&self) -> usize {
-        self.layer_count
+    /// Number of ops.
+    pub fn op_count(&self) -> usize {
+        self.op_count
+    }
+
+    /// Number of activation tensors (inputs included).
+    pub fn tensor_count(&self) -> usize {
+        self.tensor_count
     }
 
     /// The file this model borrows.
@@ -372,12 +249,14 @@ impl<'a> Model<'a> {
 
     /// Input quantisation `(scale, zero point)` of an int8 model (`None` for f32).
     pub fn input_quantization(&self) -> Option<(f32, i8)> {
-        (self.precision == Precision::Int8).then_some((self.input_scale, self.input_zero_point))
+        (self.precision == Precision::Int8)
+            .then_some((self.input_quant.scale, self.input_quant.zero_point))
     }
 
     /// Output dequantisation `(scale, zero point)` of an int8 model (`None` for f32).
     pub fn output_quantization(&self) -> Option<(f32, i8)> {
-        (self.precision == Precision::Int8).then_some((self.output_scale, self.output_zero_point))
+        (self.precision == Precision::Int8)
+            .then_some((self.output_quant.scale, self.output_quant.zero_point))
     }
 
     /// Runs the model on latent `z` (`latent_len()` values) and writes `output_len()` values to
@@ -386,8 +265,29 @@ impl<'a> Model<'a> {
         self.run_inspect(z, arena, out, &mut |_, _| {})
     }
 
-    /// As [`Model::run`], and calls `inspect(layer, activation)` after every layer with that
-    /// layer's output (int8 models give their int8 activations).
+    /// As [`Model::run`] for a model with a second input: `condition` holds `condition_len()`
+    /// values (for a class, its one-hot code).
+    pub fn run_conditional(
+        &self,
+        z: &[f32],
+        condition: &[f32],
+        arena: &mut [u8],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_input(0, z.len())?;
+        self.check_input(1, condition.len())?;
+        self.check_out(out.len())?;
+        let last = self.execute(
+            arena,
+            [Some(Source::Given(z)), Some(Source::Given(condition))],
+            &mut |_, _| {},
+        )?;
+        self.write_f32(last, out);
+        Ok(())
+    }
+
+    /// As [`Model::run`], and calls `inspect(op, activation)` after every op with that op's
+    /// output (int8 models give their int8 activations).
     pub fn run_inspect(
         &self,
         z: &[f32],
@@ -395,18 +295,20 @@ impl<'a> Model<'a> {
         out: &mut [f32],
         inspect: &mut dyn FnMut(usize, Activation<'_>),
     ) -> Result<(), Error> {
-        self.check_latent(z)?;
+        self.check_input(0, z.len())?;
+        self.check_no_condition()?;
         self.check_out(out.len())?;
-        let last = self.execute(arena, Latent::Given(z), inspect)?;
+        let last = self.execute(arena, [Some(Source::Given(z)), None], inspect)?;
         self.write_f32(last, out);
         Ok(())
     }
 
     /// Runs the model on `z` and writes `output_len()` pixels (see [`OutputRange::to_pixel`]).
     pub fn run_u8(&self, z: &[f32], arena: &mut [u8], out: &mut [u8]) -> Result<(), Error> {
-        self.check_latent(z)?;
+        self.check_input(0, z.len())?;
+        self.check_no_condition()?;
         self.check_out(out.len())?;
-        let last = self.execute(arena, Latent::Given(z), &mut |_, _| {})?;
+        let last = self.execute(arena, [Some(Source::Given(z)), None], &mut |_, _| {})?;
         self.write_u8(last, out);
         Ok(())
     }
@@ -414,8 +316,9 @@ impl<'a> Model<'a> {
     /// Samples `z ~ N(0, 1)` from `rng` (`latent_len()` calls of [`Rng::next_gaussian`]) and runs
     /// the model on it. Buffer sizes are checked before the generator is touched.
     pub fn generate(&self, rng: &mut Rng, arena: &mut [u8], out: &mut [f32]) -> Result<(), Error> {
+        self.check_no_condition()?;
         self.check_out(out.len())?;
-        let last = self.execute(arena, Latent::Sampled(rng), &mut |_, _| {})?;
+        let last = self.execute(arena, [Some(Source::Sampled(rng)), None], &mut |_, _| {})?;
         self.write_f32(last, out);
         Ok(())
     }
@@ -427,20 +330,38 @@ impl<'a> Model<'a> {
         arena: &mut [u8],
         out: &mut [u8],
     ) -> Result<(), Error> {
+        self.check_no_condition()?;
         self.check_out(out.len())?;
-        let last = self.execute(arena, Latent::Sampled(rng), &mut |_, _| {})?;
+        let last = self.execute(arena, [Some(Source::Sampled(rng)), None], &mut |_, _| {})?;
         self.write_u8(last, out);
         Ok(())
     }
 
-    fn check_latent(&self, z: &[f32]) -> Result<(), Error> {
-        if z.len() != self.latent_len() {
-            return Err(Error::LatentLength {
-                expected: self.latent_len(),
-                got: z.len(),
+    fn check_input(&self, input: usize, got: usize) -> Result<(), Error> {
+        let expected = match input {
+            0 => self.latent_len(),
+            _ => self.condition_len().unwrap_or(0),
+        };
+        if got != expected || expected == 0 {
+            return Err(Error::InputLength {
+                input,
+                expected,
+                got,
             });
         }
         Ok(())
+    }
+
+    /// A model with a second input needs [`Model::run_conditional`].
+    fn check_no_condition(&self) -> Result<(), Error> {
+        match self.condition_len() {
+            Some(expected) => Err(Error::InputLength {
+                input: 1,
+                expected,
+                got: 0,
+            }),
+            None => Ok(()),
+        }
     }
 
     fn check_out(&self, got: usize) -> Result<(), Error> {
@@ -462,7 +383,7 @@ impl<'a> Model<'a> {
             }
             Final::I8(y) => {
                 for (o, &q) in out.iter_mut().zip(y) {
-                    *o = dequantize(q, self.output_scale, self.output_zero_point);
+                    *o = self.output_quant.dequantize(q);
                 }
             }
         }
@@ -477,11 +398,7 @@ impl<'a> Model<'a> {
             }
             Final::I8(y) => {
                 for (o, &q) in out.iter_mut().zip(y) {
-                    *o = self.range.to_pixel(dequantize(
-                        q,
-                        self.output_scale,
-                        self.output_zero_point,
-                    ));
+                    *o = self.range.to_pixel(self.output_quant.dequantize(q));
                 }
             }
         }

@@ -6,7 +6,6 @@ use std::fs;
 use std::path::Path;
 
 use tinygen_export::{Conv, Graph, Layer, Part, Shape};
-use tinygen_runtime::format::{self, record};
 use tinygen_runtime::model::Model;
 use tinygen_runtime::rng::Rng;
 
@@ -141,32 +140,11 @@ fn calibration(latent: usize) -> Vec<Vec<f32>> {
 }
 
 /// Multiply-accumulates of one inference and elements of the largest activation (the input
-/// included), read from the layer table of a file `Model::parse` accepted.
+/// included), from the ops of a file `Model::parse` accepted.
 fn layer_stats(model: &Model<'_>) -> (usize, usize) {
-    let file = model.bytes();
-    let u16_at = |at: usize| usize::from(u16::from_le_bytes([file[at], file[at + 1]]));
-    let dims_at = |at: usize| [u16_at(at), u16_at(at + 2), u16_at(at + 4)];
-    let input = model.input_shape();
-    let mut dims = [input.c, input.h, input.w];
-    let (mut macs, mut largest) = (0, input.len());
-    for layer in 0..model.layer_count() {
-        let rec = format::HEADER_LEN + layer * format::RECORD_LEN;
-        let out = dims_at(rec + record::OUTPUT_SHAPE);
-        let (in_len, out_len) = (
-            dims.iter().product::<usize>(),
-            out.iter().product::<usize>(),
-        );
-        let kernel = u16_at(rec + record::GEOMETRY) * u16_at(rec + record::GEOMETRY + 2);
-        macs += match file[rec + record::OP] {
-            format::OP_DENSE => in_len * out_len,
-            format::OP_CONV2D => out_len * dims[0] * kernel,
-            format::OP_CONV_TRANSPOSE2D => in_len * out[0] * kernel,
-            _ => 0,
-        };
-        largest = largest.max(out_len);
-        dims = out;
-    }
-    (macs, largest)
+    model.ops().fold((0, model.input_shape().len()), |(macs, largest), op| {
+        (macs + op.macs, largest.max(op.output.len()))
+    })
 }
 
 /// Runs the model file on the host with the firmware's seed and writes `<name>.tgm` / `.rs`.
@@ -221,9 +199,9 @@ fn emit(dir: &Path, name: &str, source: &str, file: &[u8]) -> Result<(), String>
     let _ = writeln!(rs, "pub const EXPECTED_OUTPUT_FNV: u32 = {out_fnv:#010x};");
     write(&dir.join(format!("{name}.rs")), rs.as_bytes())?;
     println!(
-        "{name:<16} {} B, {} layers, arena {} B (largest activation {largest} elements), {macs} MACs, pixels fnv {pix_fnv:#010x}",
+        "{name:<16} {} B, {} ops, arena {} B (largest activation {largest} elements), {macs} MACs, pixels fnv {pix_fnv:#010x}",
         file.len(),
-        model.layer_count(),
+        model.op_count(),
         model.arena_bytes()
     );
     Ok(())
