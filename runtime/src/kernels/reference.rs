@@ -9,6 +9,7 @@
 //! this never happens, and when it does the result still does not depend on summation order,
 //! so every fast int8 kernel stays bit-exact with this one.
 
+use super::graph::{Binary, Quant};
 use super::{requantize, ConvGeom, Requant};
 
 /// Sizes derived from a geometry, all with checked arithmetic.
@@ -314,6 +315,94 @@ pub fn lut_i8(x: &mut [i8], table: &[i8; 256]) {
     for v in x {
         if let Some(t) = table.get(usize::from(v.cast_unsigned())) {
             *v = *t;
+        }
+    }
+}
+
+/// `acc[i] = op(acc[i], b[i])`, one index at a time.
+pub fn binary_f32(op: Binary, acc: &mut [f32], b: &[f32]) {
+    for i in 0..acc.len().min(b.len()) {
+        if let (Some(a), Some(&b)) = (acc.get(i).copied(), b.get(i)) {
+            if let Some(slot) = acc.get_mut(i) {
+                *slot = op.apply(a, b);
+            }
+        }
+    }
+}
+
+/// `acc[c * plane + j] = op(acc[c * plane + j], v[c])`, one index at a time.
+pub fn binary_channel_f32(op: Binary, acc: &mut [f32], v: &[f32], plane: usize) {
+    for i in 0..acc.len() {
+        let Some(&vc) = v.get(i / plane.max(1)) else {
+            break;
+        };
+        if let Some(slot) = acc.get_mut(i) {
+            *slot = op.apply(*slot, vc);
+        }
+    }
+}
+
+/// `acc[i] = quantize(op(dequantize(acc[i]), dequantize(b[i])))` with the ONNX formulas
+/// written out: `(q - zp) * scale`, then `clamp(rint(x / scale) + zp)`.
+pub fn binary_i8(op: Binary, acc: &mut [i8], qa: Quant, b: &[i8], qb: Quant, qo: Quant) {
+    let dq = |q: i8, p: Quant| (f32::from(q) - f32::from(p.zero_point)) * p.scale;
+    let qz = |x: f32| {
+        let r = libm::rintf(x / qo.scale);
+        let r = if r.is_nan() { 0.0 } else { r };
+        (r + f32::from(qo.zero_point)).clamp(-128.0, 127.0) as i8
+    };
+    for i in 0..acc.len().min(b.len()) {
+        if let (Some(slot), Some(&b)) = (acc.get_mut(i), b.get(i)) {
+            *slot = qz(op.apply(dq(*slot, qa), dq(b, qb)));
+        }
+    }
+}
+
+/// The per-channel form of [`binary_i8`].
+pub fn binary_channel_i8(
+    op: Binary,
+    acc: &mut [i8],
+    qa: Quant,
+    v: &[f32],
+    plane: usize,
+    qo: Quant,
+) {
+    for i in 0..acc.len() {
+        let Some(&vc) = v.get(i / plane.max(1)) else {
+            break;
+        };
+        if let Some(slot) = acc.get_mut(i) {
+            let x = (f32::from(*slot) - f32::from(qa.zero_point)) * qa.scale;
+            let r = libm::rintf(op.apply(x, vc) / qo.scale);
+            let r = if r.is_nan() { 0.0 } else { r };
+            *slot = (r + f32::from(qo.zero_point)).clamp(-128.0, 127.0) as i8;
+        }
+    }
+}
+
+/// `exp` of each value.
+pub fn exp_f32(x: &mut [f32]) {
+    for v in x {
+        *v = libm::expf(*v);
+    }
+}
+
+/// Requantisation of each value through f32.
+pub fn requantize_i8(x: &mut [i8], from: Quant, to: Quant) {
+    for v in x {
+        *v = to.quantize(from.dequantize(*v));
+    }
+}
+
+/// Output element `(k, j)` is input element `(index[k], j)`, one element at a time.
+pub fn gather<T: Copy>(index: &[u16], plane: usize, x: &[T], y: &mut [T]) {
+    for (i, slot) in y.iter_mut().enumerate() {
+        let (k, j) = (i / plane.max(1), i % plane.max(1));
+        let Some(&from) = index.get(k) else {
+            break;
+        };
+        if let Some(&v) = x.get(usize::from(from) * plane + j) {
+            *slot = v;
         }
     }
 }

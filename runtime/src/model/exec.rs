@@ -133,14 +133,16 @@ fn split<T>(buf: &mut [T], read: Range<usize>, write: Range<usize>) -> Option<(&
     }
 }
 
-/// Copies `src` to `dst_start` inside `buf` (overlap allowed), if both fit.
+/// Copies `src` to `dst_start` inside `buf`, if both fit and they are the same place or
+/// disjoint (the parse allows nothing else; a plain copy keeps `memmove` out of the image).
 fn copy<T: Copy>(buf: &mut [T], src: Range<usize>, dst_start: usize) -> Option<()> {
-    let dst_end = dst_start.checked_add(src.len())?;
-    if src.start > src.end || src.end > buf.len() || dst_end > buf.len() {
-        return None;
+    if src.start == dst_start {
+        return Some(());
     }
-    if src.start != dst_start {
-        buf.copy_within(src, dst_start);
+    let dst = dst_start..dst_start.checked_add(src.len())?;
+    let (x, y) = split(buf, src, dst)?;
+    for (d, &v) in y.iter_mut().zip(x) {
+        *d = v;
     }
     Some(())
 }
@@ -206,7 +208,13 @@ impl<'a> Model<'a> {
             got: buf.len().saturating_mul(core::mem::size_of::<T>()),
         };
         let elem = self.precision.element_bytes();
-        for (index, source) in inputs.into_iter().enumerate().take(self.input_count) {
+        // A second input needs the `graph` feature (the parse refuses it otherwise).
+        let count = if cfg!(feature = "graph") {
+            self.input_count
+        } else {
+            1
+        };
+        for (index, source) in inputs.into_iter().enumerate().take(count) {
             let t = self.tensor_record(index)?;
             let x = buf.get_mut(t.range(elem)).ok_or(short)?;
             match source {

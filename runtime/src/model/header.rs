@@ -37,14 +37,15 @@ impl Header {
         if file.len() < format::HEADER_LEN {
             return Err(truncated(format::HEADER_LEN, file.len()));
         }
+        let h = Fields::<{ format::HEADER_LEN }>::read(file, 0)?;
         if bytes_at::<4>(file, header::MAGIC)? != format::MAGIC {
             return Err(Error::BadMagic);
         }
-        let version = u16_at(file, header::VERSION)?;
+        let version = h.u16(header::VERSION) as u16;
         if version != format::VERSION {
             return Err(Error::UnsupportedVersion { found: version });
         }
-        let file_len = usize_at(file, header::FILE_LEN)?;
+        let file_len = h.usize(header::FILE_LEN);
         if file.len() < file_len {
             return Err(truncated(file_len, file.len()));
         }
@@ -54,7 +55,7 @@ impl Header {
                 got: file.len(),
             });
         }
-        let stored_crc = u32_at(file, header::CRC)?;
+        let stored_crc = h.u32(header::CRC);
         let crc = format::file_crc(file);
         if crc != stored_crc {
             return Err(Error::ChecksumMismatch {
@@ -63,9 +64,9 @@ impl Header {
             });
         }
 
-        let code = u8_at(file, header::KIND)?;
+        let code = h.u8(header::KIND);
         let part = Part::from_code(code).ok_or(Error::BadKind { code })?;
-        let code = u8_at(file, header::PRECISION)?;
+        let code = h.u8(header::PRECISION);
         let precision = Precision::from_code(code).ok_or(Error::BadPrecision { code })?;
         let compiled_in = match precision {
             Precision::F32 => cfg!(feature = "f32"),
@@ -74,12 +75,12 @@ impl Header {
         if !compiled_in {
             return Err(Error::PrecisionDisabled { code });
         }
-        let code = u8_at(file, header::OUTPUT_RANGE)?;
+        let code = h.u8(header::OUTPUT_RANGE);
         let range = OutputRange::from_code(code).ok_or(Error::BadOutputRange { code })?;
-        check_zero(file, header::RESERVED_A, header::OP_COUNT)?;
-        check_zero(file, header::RESERVED_B, header::CRC)?;
+        h.zero(header::RESERVED_A, header::OP_COUNT)?;
+        h.zero(header::RESERVED_B, header::CRC)?;
 
-        let input_count = usize::from(u8_at(file, header::INPUT_COUNT)?);
+        let input_count = usize::from(h.u8(header::INPUT_COUNT));
         if input_count == 0 || input_count > format::MAX_INPUTS {
             return Err(count_error(
                 header::INPUT_COUNT,
@@ -90,7 +91,7 @@ impl Header {
         if input_count > 1 && !cfg!(feature = "graph") {
             return Err(count_error(header::INPUT_COUNT, input_count, 1));
         }
-        let tensor_count = usize::from(u16_at(file, header::TENSOR_COUNT)?);
+        let tensor_count = h.u16(header::TENSOR_COUNT);
         if tensor_count <= input_count || tensor_count > format::MAX_GRAPH_TENSORS {
             return Err(count_error(
                 header::TENSOR_COUNT,
@@ -98,11 +99,11 @@ impl Header {
                 format::MAX_GRAPH_TENSORS,
             ));
         }
-        let op_count = usize_at(file, header::OP_COUNT)?;
+        let op_count = h.usize(header::OP_COUNT);
         if op_count == 0 || op_count > format::MAX_OPS {
             return Err(count_error(header::OP_COUNT, op_count, format::MAX_OPS));
         }
-        let output_tensor = usize::from(u16_at(file, header::OUTPUT_TENSOR)?);
+        let output_tensor = h.u16(header::OUTPUT_TENSOR);
         if output_tensor < input_count || output_tensor >= tensor_count {
             return Err(count_error(
                 header::OUTPUT_TENSOR,
@@ -119,7 +120,7 @@ impl Header {
         if data_offset > file.len() {
             return Err(truncated(data_offset, file.len()));
         }
-        let stored = u32_at(file, header::DATA_OFFSET)?;
+        let stored = h.u32(header::DATA_OFFSET);
         if usize::try_from(stored).ok() != Some(data_offset) {
             return Err(Error::BadHeaderField {
                 offset: header::DATA_OFFSET,
@@ -128,7 +129,7 @@ impl Header {
             });
         }
         check_zero(file, table_end, data_offset)?;
-        let arena_bytes = usize_at(file, header::ARENA_BYTES)?;
+        let arena_bytes = h.usize(header::ARENA_BYTES);
         Ok(Header {
             part,
             precision,
@@ -185,14 +186,19 @@ pub(super) fn tensor_at(
         .checked_mul(format::TENSOR_LEN)
         .and_then(|o| o.checked_add(format::HEADER_LEN))
         .ok_or(bad)?;
-    let dims = dims_at(file, base + tensor::SHAPE)?;
+    let r = Fields::<{ format::TENSOR_LEN }>::read(file, base)?;
+    let dims = Dims {
+        c: r.u16(tensor::SHAPE),
+        h: r.u16(tensor::SHAPE + 2),
+        w: r.u16(tensor::SHAPE + 4),
+    };
     let len = dims.checked_len().filter(|&n| n > 0).ok_or(bad)?;
     let quant = Quant {
-        scale: f32::from_bits(u32_at(file, base + tensor::SCALE)?),
-        zero_point: i8_at(file, base + tensor::ZERO_POINT)?,
+        scale: f32::from_bits(r.u32(tensor::SCALE)),
+        zero_point: r.u8(tensor::ZERO_POINT) as i8,
     };
     if check {
-        check_zero(file, base + tensor::RESERVED, base + tensor::OFFSET)?;
+        r.zero(tensor::RESERVED, tensor::OFFSET)?;
         let good = match precision {
             Precision::F32 => quant.scale.to_bits() == 0 && quant.zero_point == 0,
             Precision::Int8 if is_input => is_power_of_two_f32(quant.scale),
@@ -205,9 +211,9 @@ pub(super) fn tensor_at(
     Ok(Tensor {
         dims,
         len,
-        offset: usize_at(file, base + tensor::OFFSET)?,
+        offset: r.usize(tensor::OFFSET),
         quant,
-        producer: usize::from(u16_at(file, base + tensor::PRODUCER)?),
-        last_reader: usize::from(u16_at(file, base + tensor::LAST_READER)?),
+        producer: r.u16(tensor::PRODUCER),
+        last_reader: r.u16(tensor::LAST_READER),
     })
 }

@@ -96,23 +96,6 @@ impl Op<'_> {
                 | Op::Binary { .. }
         )
     }
-
-    /// True for views, which write nothing.
-    pub(super) fn is_view(&self) -> bool {
-        matches!(self, Op::Reshape | Op::Slice)
-    }
-
-    /// The tensor a binary op or a concatenation reads beside input a.
-    pub(super) fn second_input(&self) -> Option<usize> {
-        match *self {
-            Op::Binary {
-                operand: Operand::Tensor(b),
-                ..
-            }
-            | Op::Concat { b } => Some(b),
-            _ => None,
-        }
-    }
 }
 
 /// One decoded op with the tensors it reads and writes.
@@ -121,14 +104,8 @@ pub(super) struct Step<'a> {
     pub(super) op: Op<'a>,
     /// Input a.
     pub(super) a: Tensor,
-    /// Index of input a.
-    pub(super) a_index: usize,
     /// The output.
     pub(super) out: Tensor,
-    /// Index of the output.
-    pub(super) out_index: usize,
-    /// Slice: the first channel.
-    pub(super) first: usize,
     /// The record's op code.
     pub(super) code: u8,
 }
@@ -246,14 +223,20 @@ impl<'a> Decoder<'a> {
         let at = |field: usize| base + field;
         let int8 = self.precision == Precision::Int8;
 
-        let code = u8_at(file, at(record::OP))?;
-        check_zero(file, at(record::RESERVED_A), at(record::INPUT_A))?;
-        check_zero(file, at(record::RESERVED_B), at(record::CLAMP_MIN))?;
-        check_zero(file, at(record::RESERVED_C), at(record::WEIGHTS))?;
+        // The record is read once; its fields come out of the copy without further checks.
+        let rec = Fields::<{ format::RECORD_LEN }>::read(file, base)?;
+        let code = rec.u8(record::OP);
+        rec.zero(record::RESERVED_A, record::INPUT_A)?;
+        rec.zero(record::RESERVED_B, record::CLAMP_MIN)?;
+        rec.zero(record::RESERVED_C, record::WEIGHTS)?;
 
-        let is_conv = matches!(code, format::OP_CONV2D | format::OP_CONV_TRANSPOSE2D);
+        // With a cargo feature off, its ops were refused above (`OpDisabled`); these constants
+        // let the compiler drop their decoding too.
+        let graph = cfg!(feature = "graph");
+        let conv = cfg!(any(feature = "conv2d", feature = "conv-transpose2d"));
+        let is_conv = conv && matches!(code, format::OP_CONV2D | format::OP_CONV_TRANSPOSE2D);
         let is_linear = is_conv || code == format::OP_DENSE;
-        let is_binary = matches!(code, format::OP_ADD | format::OP_SUB | format::OP_MUL);
+        let is_binary = graph && matches!(code, format::OP_ADD | format::OP_SUB | format::OP_MUL);
         let allowed = match code {
             format::OP_DENSE
             | format::OP_CONV2D
@@ -293,22 +276,23 @@ impl<'a> Decoder<'a> {
         }
 
         // Tensors and parameter.
-        let a_index = usize::from(u16_at(file, at(record::INPUT_A))?);
-        let b_index = usize::from(u16_at(file, at(record::INPUT_B))?);
-        let out_index = usize::from(u16_at(file, at(record::OUTPUT))?);
-        let param = u32_at(file, at(record::PARAM))?;
+        let a_index = rec.u16(record::INPUT_A);
+        let b_index = rec.u16(record::INPUT_B);
+        let out_index = rec.u16(record::OUTPUT);
+        let param = rec.u32(record::PARAM);
         let operand_tensor = is_binary && param == format::OPERAND_TENSOR;
         if is_binary && param != format::OPERAND_TENSOR && param != format::OPERAND_CHANNEL {
             return Err(Error::BadAttribute { op });
         }
-        if !(is_binary || code == format::OP_SLICE) && param != 0 {
+        let is_slice = graph && code == format::OP_SLICE;
+        if !(is_binary || is_slice) && param != 0 {
             return Err(Error::NonZeroReserved {
                 offset: at(record::PARAM),
             });
         }
-        let uses_b = operand_tensor || code == format::OP_CONCAT;
+        let uses_b = operand_tensor || (graph && code == format::OP_CONCAT);
         if !uses_b {
-            check_zero(file, at(record::INPUT_B), at(record::OUTPUT))?;
+            rec.zero(record::INPUT_B, record::OUTPUT)?;
         }
         if out_index < self.input_count {
             return Err(Error::BadTensorRef {
@@ -328,16 +312,16 @@ impl<'a> Decoder<'a> {
 
         // Fields an op does not use must be zero.
         if !is_conv {
-            check_zero(file, at(record::GEOMETRY), at(record::ALPHA))?;
+            rec.zero(record::GEOMETRY, record::ALPHA)?;
         }
         if int8 || code != format::OP_LEAKY_RELU {
-            check_zero(file, at(record::ALPHA), at(record::RESERVED_B))?;
+            rec.zero(record::ALPHA, record::RESERVED_B)?;
         }
         if !(int8 && is_linear) {
-            check_zero(file, at(record::CLAMP_MIN), at(record::RESERVED_C))?;
+            rec.zero(record::CLAMP_MIN, record::RESERVED_C)?;
         }
-        let clamp_min = i8_at(file, at(record::CLAMP_MIN))?;
-        let clamp_max = i8_at(file, at(record::CLAMP_MAX))?;
+        let clamp_min = rec.u8(record::CLAMP_MIN) as i8;
+        let clamp_max = rec.u8(record::CLAMP_MAX) as i8;
 
         let mismatch = |expected: usize| Error::ShapeMismatch {
             op,
@@ -385,14 +369,12 @@ impl<'a> Decoder<'a> {
             pad_w: 0,
         };
         if is_conv {
-            let g = |i: usize| -> Result<usize, Error> {
-                Ok(usize::from(u16_at(file, at(record::GEOMETRY) + 2 * i)?))
-            };
+            let g = |i: usize| rec.u16(record::GEOMETRY + 2 * i);
             let geometry = ConvGeometry {
-                kernel: (g(0)?, g(1)?),
-                stride: (g(2)?, g(3)?),
-                pad: (g(4)?, g(5)?),
-                output_padding: (g(6)?, g(7)?),
+                kernel: (g(0), g(1)),
+                stride: (g(2), g(3)),
+                pad: (g(4), g(5)),
+                output_padding: (g(6), g(7)),
             };
             // With one convolution compiled in, the other cannot reach here (OpDisabled
             // above), so the compiler keeps only the output-size rule of the one in use.
@@ -425,9 +407,8 @@ impl<'a> Decoder<'a> {
             found: out_len,
         };
         let mut slots: [Option<(usize, Elem)>; format::MAX_WEIGHTS] = [None; format::MAX_WEIGHTS];
-        let mut first = 0;
         match code {
-            format::OP_DENSE | format::OP_CONV2D | format::OP_CONV_TRANSPOSE2D => {
+            format::OP_DENSE | format::OP_CONV2D | format::OP_CONV_TRANSPOSE2D if is_linear => {
                 let weights = if code == format::OP_DENSE {
                     if output.h != 1 || output.w != 1 {
                         return Err(Error::BadAttribute { op });
@@ -470,7 +451,7 @@ impl<'a> Decoder<'a> {
                 same_shape(input)?;
                 slots[0] = Some((format::LUT_LEN, Elem::I8));
             }
-            format::OP_ADD | format::OP_SUB | format::OP_MUL => {
+            format::OP_ADD | format::OP_SUB | format::OP_MUL if graph => {
                 same_shape(input)?;
                 match b {
                     Some(b) => {
@@ -481,7 +462,7 @@ impl<'a> Decoder<'a> {
                     None => slots[0] = Some((input.c, Elem::F32)),
                 }
             }
-            format::OP_CONCAT => {
+            format::OP_CONCAT if graph => {
                 let b = b.map_or(input, |b| b.dims);
                 same_plane(input)?;
                 same_plane(b)?;
@@ -490,16 +471,16 @@ impl<'a> Decoder<'a> {
                     return Err(mismatch(output.h * output.w * channels));
                 }
             }
-            format::OP_SLICE => {
+            format::OP_SLICE if graph => {
                 same_plane(input)?;
                 same_quant(&a)?;
-                first = usize::try_from(param).map_err(|_| Error::BadAttribute { op })?;
+                let first = usize::try_from(param).map_err(|_| Error::BadAttribute { op })?;
                 match first.checked_add(output.c) {
                     Some(end) if end <= input.c => {}
                     _ => return Err(Error::BadAttribute { op }),
                 }
             }
-            format::OP_GATHER => {
+            format::OP_GATHER if graph => {
                 same_plane(input)?;
                 same_quant(&a)?;
                 slots[0] = Some((output.c, Elem::U16));
@@ -516,11 +497,11 @@ impl<'a> Decoder<'a> {
         // Weight slots: canonical offsets, exact lengths, zero padding, aligned addresses.
         let mut weights: [&'a [u8]; format::MAX_WEIGHTS] = [&[]; format::MAX_WEIGHTS];
         for (slot, (spec, weight)) in slots.iter().zip(weights.iter_mut()).enumerate() {
-            let slot_at = at(record::WEIGHTS) + 8 * slot;
-            let offset = usize_at(file, slot_at)?;
-            let len = usize_at(file, slot_at + 4)?;
+            let field = record::WEIGHTS + 8 * slot;
+            let offset = rec.usize(field);
+            let len = rec.usize(field + 4);
             let Some((count, elem)) = *spec else {
-                check_zero(file, slot_at, slot_at + 8)?;
+                rec.zero(field, field + 8)?;
                 continue;
             };
             let expected_len = count.checked_mul(elem.size()).ok_or(overflow)?;
@@ -556,7 +537,7 @@ impl<'a> Decoder<'a> {
         }
 
         let misaligned = |slot: usize| Error::Misaligned {
-            offset: usize_at(file, at(record::WEIGHTS) + 8 * slot).unwrap_or(0),
+            offset: rec.usize(record::WEIGHTS + 8 * slot),
         };
         let [t0, t1, t2, t3] = weights;
         let f32s = |t: &'a [u8], slot| cast::f32s(t).ok_or(misaligned(slot));
@@ -593,12 +574,12 @@ impl<'a> Decoder<'a> {
                 w: f32s(t0, 0)?,
                 b: f32s(t1, 1)?,
             },
-            (format::OP_CONV2D, false) => Op::ConvF32 {
+            (format::OP_CONV2D, false) if is_conv => Op::ConvF32 {
                 g: geom,
                 w: f32s(t0, 0)?,
                 b: f32s(t1, 1)?,
             },
-            (format::OP_CONV_TRANSPOSE2D, false) => Op::ConvTransposeF32 {
+            (format::OP_CONV_TRANSPOSE2D, false) if is_conv => Op::ConvTransposeF32 {
                 g: geom,
                 w: f32s(t0, 0)?,
                 b: f32s(t1, 1)?,
@@ -608,13 +589,13 @@ impl<'a> Decoder<'a> {
                 b: i32s(t1, 1)?,
                 rq: rq(i32s(t2, 2)?, t3)?,
             },
-            (format::OP_CONV2D, true) => Op::ConvI8 {
+            (format::OP_CONV2D, true) if is_conv => Op::ConvI8 {
                 g: geom,
                 w: cast::i8s(t0),
                 b: i32s(t1, 1)?,
                 rq: rq(i32s(t2, 2)?, t3)?,
             },
-            (format::OP_CONV_TRANSPOSE2D, true) => Op::ConvTransposeI8 {
+            (format::OP_CONV_TRANSPOSE2D, true) if is_conv => Op::ConvTransposeI8 {
                 g: geom,
                 w: cast::i8s(t0),
                 b: i32s(t1, 1)?,
@@ -622,7 +603,7 @@ impl<'a> Decoder<'a> {
             },
             (format::OP_RELU, _) => Op::Relu,
             (format::OP_LEAKY_RELU, _) => {
-                let alpha = f32::from_bits(u32_at(file, at(record::ALPHA))?);
+                let alpha = f32::from_bits(rec.u32(record::ALPHA));
                 if !alpha.is_finite() {
                     return Err(Error::BadAttribute { op });
                 }
@@ -630,7 +611,7 @@ impl<'a> Decoder<'a> {
             }
             (format::OP_TANH, _) => Op::Tanh,
             (format::OP_SIGMOID, _) => Op::Sigmoid,
-            (format::OP_EXP, _) => Op::Exp,
+            (format::OP_EXP, _) if graph => Op::Exp,
             (format::OP_LUT, _) => Op::Lut {
                 table: <&[i8; format::LUT_LEN]>::try_from(cast::i8s(t0)).map_err(|_| {
                     Error::TensorLength {
@@ -641,12 +622,12 @@ impl<'a> Decoder<'a> {
                     }
                 })?,
             },
-            (format::OP_ADD, _) => binary(Binary::Add)?,
-            (format::OP_SUB, _) => binary(Binary::Sub)?,
-            (format::OP_MUL, _) => binary(Binary::Mul)?,
-            (format::OP_CONCAT, _) => Op::Concat { b: b_index },
-            (format::OP_SLICE, _) => Op::Slice,
-            (format::OP_GATHER, _) => {
+            (format::OP_ADD, _) if graph => binary(Binary::Add)?,
+            (format::OP_SUB, _) if graph => binary(Binary::Sub)?,
+            (format::OP_MUL, _) if graph => binary(Binary::Mul)?,
+            (format::OP_CONCAT, _) if graph => Op::Concat { b: b_index },
+            (format::OP_SLICE, _) if graph => Op::Slice,
+            (format::OP_GATHER, _) if graph => {
                 if self.full_check {
                     for pair in t0.chunks_exact(2) {
                         let k = pair
@@ -666,10 +647,7 @@ impl<'a> Decoder<'a> {
         Ok(Some(Step {
             op: decoded,
             a,
-            a_index,
             out,
-            out_index,
-            first,
             code,
         }))
     }

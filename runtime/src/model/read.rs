@@ -1,7 +1,6 @@
-//! Little-endian readers of a model file's fields, each failing with [`Error::Truncated`]
-//! instead of panicking.
+//! Little-endian readers of a model file's fields, failing with [`Error::Truncated`] instead of
+//! panicking.
 
-use super::Dims;
 use crate::error::Error;
 
 pub(super) fn truncated(needed: usize, got: usize) -> Error {
@@ -15,36 +14,6 @@ pub(super) fn bytes_at<const N: usize>(file: &[u8], offset: usize) -> Result<[u8
     file.get(offset..end)
         .and_then(|s| <[u8; N]>::try_from(s).ok())
         .ok_or(truncated(end, file.len()))
-}
-
-pub(super) fn u8_at(file: &[u8], offset: usize) -> Result<u8, Error> {
-    Ok(u8::from_le_bytes(bytes_at::<1>(file, offset)?))
-}
-
-pub(super) fn i8_at(file: &[u8], offset: usize) -> Result<i8, Error> {
-    Ok(i8::from_le_bytes(bytes_at::<1>(file, offset)?))
-}
-
-pub(super) fn u16_at(file: &[u8], offset: usize) -> Result<u16, Error> {
-    Ok(u16::from_le_bytes(bytes_at::<2>(file, offset)?))
-}
-
-pub(super) fn u32_at(file: &[u8], offset: usize) -> Result<u32, Error> {
-    Ok(u32::from_le_bytes(bytes_at::<4>(file, offset)?))
-}
-
-pub(super) fn usize_at(file: &[u8], offset: usize) -> Result<usize, Error> {
-    // A u32 always fits the 32- and 64-bit targets this crate supports; on a 16-bit target the
-    // conversion fails and the value reads as too large.
-    Ok(usize::try_from(u32_at(file, offset)?).unwrap_or(usize::MAX))
-}
-
-pub(super) fn dims_at(file: &[u8], offset: usize) -> Result<Dims, Error> {
-    Ok(Dims {
-        c: usize::from(u16_at(file, offset)?),
-        h: usize::from(u16_at(file, offset + 2)?),
-        w: usize::from(u16_at(file, offset + 4)?),
-    })
 }
 
 pub(super) fn check_zero(file: &[u8], start: usize, end: usize) -> Result<(), Error> {
@@ -63,4 +32,53 @@ pub(super) fn is_power_of_two_f32(x: f32) -> bool {
 
 pub(super) fn usize_to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A record (the header, a tensor or an op) read whole: its fields come out of the copy with no
+/// further bounds checks; `base` is its file offset, for errors.
+pub(super) struct Fields<const N: usize> {
+    bytes: [u8; N],
+    base: usize,
+}
+
+impl<const N: usize> Fields<N> {
+    /// Reads the `N` bytes at `base`.
+    pub(super) fn read(file: &[u8], base: usize) -> Result<Self, Error> {
+        Ok(Fields {
+            bytes: bytes_at::<N>(file, base)?,
+            base,
+        })
+    }
+
+    pub(super) fn u8(&self, at: usize) -> u8 {
+        self.bytes.get(at).copied().unwrap_or(0)
+    }
+
+    pub(super) fn u16(&self, at: usize) -> usize {
+        usize::from(u16::from_le_bytes([self.u8(at), self.u8(at + 1)]))
+    }
+
+    pub(super) fn u32(&self, at: usize) -> u32 {
+        u32::from_le_bytes([
+            self.u8(at),
+            self.u8(at + 1),
+            self.u8(at + 2),
+            self.u8(at + 3),
+        ])
+    }
+
+    /// A `u32` field as a `usize` (saturating on 16-bit targets).
+    pub(super) fn usize(&self, at: usize) -> usize {
+        usize::try_from(self.u32(at)).unwrap_or(usize::MAX)
+    }
+
+    /// Fields `start..end` are zero (else the file offset of the first byte that is not).
+    pub(super) fn zero(&self, start: usize, end: usize) -> Result<(), Error> {
+        match (start..end).find(|&k| self.u8(k) != 0) {
+            Some(k) => Err(Error::NonZeroReserved {
+                offset: self.base + k,
+            }),
+            None => Ok(()),
+        }
+    }
 }
