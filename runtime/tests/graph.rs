@@ -464,7 +464,14 @@ fn run(model: &Model<'_>, inputs: &[Vec<f32>]) -> Vec<f32> {
 fn branched_graphs_match_the_interpreter_bit_for_bit() {
     for g in graphs() {
         for precision in [Precision::F32, Precision::Int8] {
-            let bytes = AlignedBytes::new(&tgm::write_program(&g.program(precision)).unwrap());
+            let file = tgm::write_program(&g.program(precision)).unwrap();
+            // Seeds for the fuzzer: `TINYGEN_FUZZ_CORPUS=fuzz/corpus/parse cargo test ...`.
+            if let Some(dir) = std::env::var_os("TINYGEN_FUZZ_CORPUS") {
+                std::fs::create_dir_all(&dir).unwrap();
+                let name = format!("{}-{precision:?}.tgm", g.name);
+                std::fs::write(std::path::Path::new(&dir).join(name), &file).unwrap();
+            }
+            let bytes = AlignedBytes::new(&file);
             let model = Model::parse(&bytes).unwrap();
             assert_eq!(model.condition_len().is_some(), g.inputs.len() == 2);
             for seed in 0..20 {

@@ -171,9 +171,20 @@ impl<'a> Model<'a> {
             output_quant: output.quant,
         };
 
+        let expected_tensors = h.input_count + h.op_count;
+        if h.tensor_count != expected_tensors {
+            return Err(Error::BadHeaderField {
+                offset: format::header::TENSOR_COUNT,
+                found: usize_to_u32(h.tensor_count),
+                expected: usize_to_u32(expected_tensors),
+            });
+        }
+        model.check_tensors()?;
         let mut ops = model.decoder();
         ops.full_check = true;
-        while ops.next_step()?.is_some() {}
+        while let Some(step) = ops.next_step()? {
+            model.check_op(ops.index - 1, &step)?;
+        }
         let expected_len = format::align_up(ops.end).ok_or(truncated(usize::MAX, file.len()))?;
         if expected_len != h.file_len {
             return Err(Error::BadHeaderField {
@@ -183,7 +194,6 @@ impl<'a> Model<'a> {
             });
         }
         check_zero(file, ops.end, h.file_len)?;
-        model.check_graph()?;
         Ok(model)
     }
 

@@ -108,6 +108,14 @@ pub(super) struct Step<'a> {
     pub(super) out: Tensor,
     /// The record's op code.
     pub(super) code: u8,
+    /// Index of input a.
+    pub(super) a_index: usize,
+    /// Index of input b, for the ops that read one.
+    pub(super) b_index: Option<usize>,
+    /// Index of the output.
+    pub(super) out_index: usize,
+    /// The record's parameter (a slice's first channel; 0 for a reshape).
+    pub(super) param: usize,
 }
 
 /// What one op of a parsed model does, for reports and cost estimates ([`Model::ops`]).
@@ -649,6 +657,10 @@ impl<'a> Decoder<'a> {
             a,
             out,
             code,
+            a_index,
+            b_index: uses_b.then_some(b_index),
+            out_index,
+            param: usize::try_from(param).unwrap_or(usize::MAX),
         }))
     }
 }

@@ -1,0 +1,49 @@
+//! What every fuzz target does with its input once it has a model file: parse it, and if it
+//! parses, run it with an arena of exactly `arena_bytes()` and an output of `output_len()`,
+//! which must succeed (with its second input, if it has one).
+
+use tinygen_runtime::model::Model;
+use tinygen_runtime::rng::Rng;
+
+/// Largest arena the targets allocate; bigger models are parsed but not run.
+const MAX_ARENA: usize = 1 << 24;
+
+/// Copies `data` to a 16-byte aligned buffer, as the parser needs, and hands it to `f`.
+pub fn aligned<R>(data: &[u8], f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut buf = vec![0u8; data.len() + 15];
+    let start = buf.as_ptr().align_offset(16).min(15);
+    let file = &mut buf[start..start + data.len()];
+    file.copy_from_slice(data);
+    f(file)
+}
+
+/// Parses `file`; a model that parses must run and generate.
+pub fn parse_and_run(file: &[u8]) {
+    let Ok(model) = Model::parse(file) else {
+        return;
+    };
+    if model.arena_bytes() > MAX_ARENA || model.output_len() > MAX_ARENA {
+        return;
+    }
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut out = vec![0f32; model.output_len()];
+    let z = vec![0.25f32; model.latent_len()];
+    match model.condition_len() {
+        Some(n) => {
+            let mut condition = vec![0f32; n];
+            condition[0] = 1.0;
+            model
+                .run_conditional(&z, &condition, &mut arena, &mut out)
+                .expect("a parsed model runs");
+        }
+        None => {
+            model
+                .run(&z, &mut arena, &mut out)
+                .expect("a parsed model runs");
+            let mut px = vec![0u8; model.output_len()];
+            model
+                .generate_u8(&mut Rng::seed_from_u64(1), &mut arena, &mut px)
+                .expect("a parsed model generates");
+        }
+    }
+}
