@@ -80,13 +80,14 @@ impl Model<'_> {
         Ok(())
     }
 
-    /// The checks of the tensor table as a whole: the count, placement in the arena and its
-    /// size, inputs without a producer, the output live to the end.
+    /// The checks of the tensor table: each record on its own (shape, quantisation), placement
+    /// in the arena and its size, inputs without a producer, the output live to the end.
     pub(super) fn check_tensors(&self) -> Result<(), Error> {
         let elem = self.precision.element_bytes();
         let mut peak = 0;
         for index in 0..self.tensor_count {
-            let t = self.tensor(index)?;
+            let is_input = index < self.input_count;
+            let t = tensor_at(self.file, index, self.precision, is_input, true)?;
             match t
                 .len
                 .checked_mul(elem)

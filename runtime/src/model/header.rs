@@ -199,10 +199,20 @@ pub(super) fn tensor_at(
     };
     if check {
         r.zero(tensor::RESERVED, tensor::OFFSET)?;
-        let good = match precision {
-            Precision::F32 => quant.scale.to_bits() == 0 && quant.zero_point == 0,
-            Precision::Int8 if is_input => is_power_of_two_f32(quant.scale),
-            Precision::Int8 => quant.scale.is_finite() && quant.scale > 0.0,
+        // Constant when one precision is compiled in (the header refuses the other).
+        let int8 = if !cfg!(feature = "f32") {
+            true
+        } else if !cfg!(feature = "int8") {
+            false
+        } else {
+            precision == Precision::Int8
+        };
+        let good = if !int8 {
+            quant.scale.to_bits() == 0 && quant.zero_point == 0
+        } else if is_input {
+            is_power_of_two_f32(quant.scale)
+        } else {
+            quant.scale.is_finite() && quant.scale > 0.0
         };
         if !good {
             return Err(bad);

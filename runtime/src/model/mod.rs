@@ -143,11 +143,8 @@ impl<'a> Model<'a> {
     /// buffer sizes.
     pub fn parse(file: &'a [u8]) -> Result<Model<'a>, Error> {
         let h = Header::parse(file)?;
-        for index in 0..h.tensor_count {
-            tensor_at(file, index, h.precision, index < h.input_count, true)?;
-        }
         let input = tensor_at(file, 0, h.precision, true, false)?;
-        let condition = if h.input_count > 1 {
+        let condition = if cfg!(feature = "graph") && h.input_count > 1 {
             Some(tensor_at(file, 1, h.precision, true, false)?.dims)
         } else {
             None

@@ -229,7 +229,15 @@ impl<'a> Decoder<'a> {
             .ok_or(truncated(usize::MAX, self.file.len()))?;
         let file = self.file;
         let at = |field: usize| base + field;
-        let int8 = self.precision == Precision::Int8;
+        // A constant when one precision is compiled in (the header refuses the other), so the
+        // compiler keeps only that precision's decoding.
+        let int8 = if !cfg!(feature = "f32") {
+            true
+        } else if !cfg!(feature = "int8") {
+            false
+        } else {
+            self.precision == Precision::Int8
+        };
 
         // The record is read once; its fields come out of the copy without further checks.
         let rec = Fields::<{ format::RECORD_LEN }>::read(file, base)?;
