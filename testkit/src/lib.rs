@@ -1,9 +1,12 @@
 //! `tinygen-testkit`: helpers the tests share and the shipping crates do not carry.
 //!
+//! - [`graphs`]: small branched graphs (residual, conditional, coupling, permutation) as model
+//!   file programs, plain interpreters and f32 ONNX.
 //! - [`case`]: ONNX validation cases (a model, inputs and expected outputs) for
 //!   `tools/validate_onnx.py`, which runs the official ONNX checker and onnxruntime on them.
 #![deny(missing_docs)]
 
 pub mod case;
+pub mod graphs;
 
 pub use case::{write_validation_case, CaseError, CaseTensor, TensorData};

@@ -170,22 +170,35 @@ impl Tract {
 
     /// Runs the model on f32 input `x` of shape `shape`; returns every output.
     pub fn run_all_f32(&self, shape: &[usize], x: &[f32]) -> Result<Vec<Output>, CheckError> {
-        self.run_all(shape, x)
+        self.run_all(&[(shape, x)])
+    }
+
+    /// Runs a model with several f32 inputs, each `(shape, values)` in the model's input order
+    /// (a conditional generator's latent and class code); returns the first output, which must
+    /// be f32, flattened.
+    pub fn run_f32_inputs(&self, inputs: &[(&[usize], &[f32])]) -> Result<Vec<f32>, CheckError> {
+        let out = self.run_all(inputs)?;
+        self.first(out, "f32", |v| match v {
+            Values::F32(v) => Some(v),
+            _ => None,
+        })
     }
 
     /// Runs the model on int8 input `x` of shape `shape`; returns every output.
     pub fn run_all_i8(&self, shape: &[usize], x: &[i8]) -> Result<Vec<Output>, CheckError> {
-        self.run_all(shape, x)
+        self.run_all(&[(shape, x)])
     }
 
     fn run_all<T: Datum + Copy>(
         &self,
-        shape: &[usize],
-        x: &[T],
+        inputs: &[(&[usize], &[T])],
     ) -> Result<Vec<Output>, CheckError> {
         (|| -> TractResult<Vec<Output>> {
-            let input = Tensor::from_shape(shape, x)?;
-            let out = self.plan.run(tvec!(input.into_tvalue()))?;
+            let inputs = inputs
+                .iter()
+                .map(|(shape, x)| Ok(Tensor::from_shape(shape, x)?.into_tvalue()))
+                .collect::<TractResult<TVec<_>>>()?;
+            let out = self.plan.run(inputs)?;
             out.iter()
                 .map(|t| {
                     let values = match t.datum_type() {
