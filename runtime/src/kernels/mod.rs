@@ -16,6 +16,7 @@
 )]
 
 mod act;
+mod col2im;
 mod conv;
 mod dense;
 #[cfg(tinygen_dsp)]
@@ -230,7 +231,7 @@ pub fn conv_transpose2d_f32(g: &ConvGeom, w: &[f32], b: &[f32], x: &[f32], y: &m
     #[cfg(target_arch = "x86_64")]
     x86::conv_transpose2d_f32(g, w, b, x, y);
     #[cfg(not(target_arch = "x86_64"))]
-    conv::conv_transpose2d_f32_cols(g, w, b, x, y);
+    col2im::conv_transpose2d_f32_cols(g, w, b, x, y);
 }
 
 /// int8 Dense: `acc = b + sum w * (x - in_zp)`, then [`requantize`].
@@ -261,7 +262,7 @@ pub fn conv_transpose2d_i8(
         return;
     }
     #[cfg(all(target_pointer_width = "64", not(target_arch = "x86_64")))]
-    if conv::conv_transpose2d_i8_f32(&m, g, w, b, x, y) {
+    if col2im::conv_transpose2d_i8_f32(&m, g, w, b, x, y) {
         return;
     }
     conv::conv_transpose2d(&m, g, w, b, x, y);

@@ -5,7 +5,7 @@
 //! [`Model::check_tensors`] once. With these, a run only moves data where the plan says.
 
 use super::header::{tensor_at, Tensor};
-use super::ops::{Op, Step};
+use super::op::{Op, Step};
 use super::read::usize_to_u32;
 use super::Model;
 use crate::error::Error;

@@ -4,7 +4,7 @@
 //! [`Element`] maps each op to its kernel.
 
 use super::header::{tensor_at, Tensor};
-use super::ops::{Op, Operand};
+use super::op::{Op, Operand};
 use super::{cast, Activation, Model, Precision};
 use crate::error::Error;
 use crate::format;

@@ -31,9 +31,10 @@
 
 mod cast;
 mod check;
+mod decode;
 mod exec;
 mod header;
-mod ops;
+mod op;
 mod read;
 
 use crate::error::Error;
@@ -43,7 +44,7 @@ use crate::rng::Rng;
 pub use crate::vocab::{OutputRange, Part, Precision};
 use exec::{Final, Source};
 use header::{tensor_at, Header};
-pub use ops::{OpInfo, Ops};
+pub use op::{OpInfo, Ops};
 use read::*;
 
 /// A value aligned to [`format::ALIGN`] bytes, for embedding a model file:
