@@ -8,6 +8,7 @@ use tinygen_runtime::error::Error;
 use tinygen_runtime::format::{self, header, record, tensor};
 use tinygen_runtime::model::{Model, Precision};
 use tinygen_runtime::rng::Rng;
+use tinygen_testkit::files::{fix_crc, op_field, parse_and_run, set_u16, set_u32, tensor_field};
 use tinygen_testkit::graphs::{
     conditional, coupling, graphs, permutation, residual, sample_inputs,
 };
@@ -117,46 +118,8 @@ fn coupling_file(precision: Precision) -> Vec<u8> {
     tgm::write_program(&coupling().program(precision)).unwrap()
 }
 
-fn fix_crc(bytes: &mut [u8]) {
-    let crc = format::file_crc(bytes);
-    bytes[header::CRC..header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
-}
-
 fn parse(bytes: &[u8]) -> Result<(), Error> {
     Model::parse(&AlignedBytes::new(bytes)).map(|_| ())
-}
-
-/// Parses and, if it parses, runs with an arena of exactly `arena_bytes()`.
-fn parse_and_run(bytes: &[u8]) -> Result<(), Error> {
-    let file = AlignedBytes::new(bytes);
-    let model = Model::parse(&file)?;
-    assert!(model.arena_bytes() < 1 << 24);
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut out = vec![0f32; model.output_len()];
-    let z = vec![0.5f32; model.latent_len()];
-    match model.condition_len() {
-        Some(n) => model.run_conditional(&z, &vec![1.0; n], &mut arena, &mut out),
-        None => model.run(&z, &mut arena, &mut out),
-    }
-    .expect("a parsed model runs");
-    Ok(())
-}
-
-fn tensor_field(t: usize, field: usize) -> usize {
-    format::HEADER_LEN + t * format::TENSOR_LEN + field
-}
-
-fn op_field(file: &[u8], op: usize, field: usize) -> usize {
-    let tensors = u16::from_le_bytes([file[header::TENSOR_COUNT], file[header::TENSOR_COUNT + 1]]);
-    format::op_table(usize::from(tensors)).unwrap() + op * format::RECORD_LEN + field
-}
-
-fn set_u16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-}
-
-fn set_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
 #[test]

@@ -9,6 +9,7 @@ use tinygen_runtime::error::Error;
 use tinygen_runtime::format::{self, header, record, tensor};
 use tinygen_runtime::model::Model;
 use tinygen_runtime::rng::Rng;
+use tinygen_testkit::files::{fix_crc, op_field, parse_and_run};
 
 fn weights(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n)
@@ -68,38 +69,9 @@ fn int8_file() -> Vec<u8> {
     tgm::write_int8(&q).unwrap()
 }
 
-/// Parses `bytes` (copied to an aligned buffer) and, if it parses, runs it with an arena of
-/// exactly `arena_bytes()`: it must not panic. Returns whether it parsed.
-fn parse_and_run(bytes: &[u8]) -> Result<(), Error> {
-    let file = AlignedBytes::new(bytes);
-    let model = Model::parse(&file)?;
-    assert!(
-        model.arena_bytes() < 1 << 24,
-        "a file this small cannot need {} bytes",
-        model.arena_bytes()
-    );
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut out = vec![0f32; model.output_len()];
-    let z = vec![0.5f32; model.latent_len()];
-    model
-        .run(&z, &mut arena, &mut out)
-        .expect("a parsed model runs with arena_bytes()");
-    let mut px = vec![0u8; model.output_len()];
-    model
-        .generate_u8(&mut Rng::seed_from_u64(3), &mut arena, &mut px)
-        .expect("and generates");
-    Ok(())
-}
-
 /// Start of a file's op table.
 fn op_table(file: &[u8]) -> usize {
-    let tensors = u16::from_le_bytes([file[header::TENSOR_COUNT], file[header::TENSOR_COUNT + 1]]);
-    format::op_table(usize::from(tensors)).unwrap()
-}
-
-fn fix_crc(bytes: &mut [u8]) {
-    let crc = format::file_crc(bytes);
-    bytes[header::CRC..header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    op_field(file, 0, 0)
 }
 
 #[test]

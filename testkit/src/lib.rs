@@ -1,5 +1,6 @@
 //! `tinygen-testkit`: helpers the tests share and the shipping crates do not carry.
 //!
+//! - [`files`]: parse-and-run and field offsets for the parser's robustness tests.
 //! - [`graphs`]: small branched graphs (residual, conditional, coupling, permutation) as model
 //!   file programs, plain interpreters and f32 ONNX.
 //! - [`case`]: ONNX validation cases (a model, inputs and expected outputs) for
@@ -7,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod case;
+pub mod files;
 pub mod graphs;
 
 pub use case::{write_validation_case, CaseError, CaseTensor, TensorData};

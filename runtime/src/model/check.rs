@@ -4,7 +4,7 @@
 //! to be read). [`Model::check_op`] runs on each op as the parse decodes it, then
 //! [`Model::check_tensors`] once. With these, a run only moves data where the plan says.
 
-use super::header::{tensor_at, Tensor};
+use super::header::tensor_at;
 use super::op::{Op, Step};
 use super::read::usize_to_u32;
 use super::Model;
@@ -12,16 +12,6 @@ use crate::error::Error;
 use crate::format::{self, header};
 
 impl Model<'_> {
-    fn tensor(&self, index: usize) -> Result<Tensor, Error> {
-        tensor_at(
-            self.file,
-            index,
-            self.precision,
-            index < self.input_count,
-            false,
-        )
-    }
-
     /// The checks of op `op` against every tensor record.
     pub(super) fn check_op(&self, op: usize, step: &Step<'_>) -> Result<(), Error> {
         let elem = self.precision.element_bytes();

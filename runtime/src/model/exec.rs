@@ -3,7 +3,6 @@
 //! data movement (views, in-place ops, concatenation, gathers) is generic over the element, and
 //! [`Element`] maps each op to its kernel.
 
-use super::header::{tensor_at, Tensor};
 use super::op::{Op, Operand};
 use super::{cast, Activation, Model, Precision};
 use crate::error::Error;
@@ -154,16 +153,6 @@ fn prepare<T: Copy>(buf: &mut [T], a: Range<usize>, out: Range<usize>) -> Option
 }
 
 impl<'a> Model<'a> {
-    fn tensor_record(&self, index: usize) -> Result<Tensor, Error> {
-        tensor_at(
-            self.file,
-            index,
-            self.precision,
-            index < self.input_count,
-            false,
-        )
-    }
-
     /// Runs every op; returns the output tensor.
     pub(super) fn execute<'b>(
         &self,
@@ -215,7 +204,7 @@ impl<'a> Model<'a> {
             1
         };
         for (index, source) in inputs.into_iter().enumerate().take(count) {
-            let t = self.tensor_record(index)?;
+            let t = self.tensor(index)?;
             let x = buf.get_mut(t.range(elem)).ok_or(short)?;
             match source {
                 Some(Source::Given(z)) => {
@@ -241,7 +230,7 @@ impl<'a> Model<'a> {
                     if let Op::Binary { kind, operand } = op {
                         match operand {
                             Operand::Tensor(b) if cfg!(feature = "graph") => {
-                                let b = self.tensor_record(b)?;
+                                let b = self.tensor(b)?;
                                 copy(buf, a, out.start).ok_or(short)?;
                                 let (x, y) = split(buf, b.range(elem), out).ok_or(short)?;
                                 T::binary(kind, y, step.a.quant, x, b.quant, step.out.quant);
@@ -257,7 +246,7 @@ impl<'a> Model<'a> {
                     }
                 }
                 Op::Concat { b } if cfg!(feature = "graph") => {
-                    let b = self.tensor_record(b)?;
+                    let b = self.tensor(b)?;
                     let mut at = out.start;
                     for part in [step.a, b] {
                         let range = part.range(elem);
@@ -287,7 +276,7 @@ impl<'a> Model<'a> {
                 T::activation(buf.get(step.out.range(elem)).ok_or(short)?),
             );
         }
-        let t = self.tensor_record(self.output_tensor)?;
+        let t = self.tensor(self.output_tensor)?;
         buf.get(t.range(elem)).ok_or(short)
     }
 }

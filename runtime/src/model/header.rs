@@ -1,7 +1,7 @@
 //! Decoding and checking the header and the activation tensor table.
 
 use super::read::*;
-use super::{Dims, OutputRange, Part, Precision};
+use super::{Dims, Model, OutputRange, Part, Precision};
 use crate::error::Error;
 use crate::format::{self, header, tensor};
 use crate::kernels::graph::Quant;
@@ -226,4 +226,17 @@ pub(super) fn tensor_at(
         producer: r.u16(tensor::PRODUCER),
         last_reader: r.u16(tensor::LAST_READER),
     })
+}
+
+impl Model<'_> {
+    /// Tensor `index`'s record, as the parse accepted it.
+    pub(super) fn tensor(&self, index: usize) -> Result<Tensor, Error> {
+        tensor_at(
+            self.file,
+            index,
+            self.precision,
+            index < self.input_count,
+            false,
+        )
+    }
 }
