@@ -16,6 +16,7 @@
 use tinygen_export::check::{batch_dims, rel_err, CheckError, Load, Plan, Tract};
 use tinygen_export::onnx::{self, export_f32, export_f32_per_layer, to_onnx_f32, OnnxModel};
 use tinygen_export::{Conv, Graph, Layer, Part, Shape};
+use tinygen_testkit::reference::layer_f64;
 use tinygen_testkit::{write_validation_case, CaseTensor};
 
 /// Largest allowed `max |tract - ref| / max |ref|` (see the module documentation).
@@ -211,96 +212,7 @@ fn all_models() -> Vec<(&'static str, Graph)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Plain f64 reference forward pass, one sample at a time, CHW row-major.
-
-fn ref_layer(layer: &Layer, input: Shape, x: &[f64]) -> Vec<f64> {
-    match layer {
-        Layer::Dense {
-            inputs,
-            outputs,
-            weight,
-            bias,
-        } => (0..*outputs)
-            .map(|o| {
-                let row = &weight[o * inputs..(o + 1) * inputs];
-                bias[o] as f64 + row.iter().zip(x).map(|(&w, &v)| w as f64 * v).sum::<f64>()
-            })
-            .collect(),
-        Layer::Conv2d(c) => {
-            let (oh, ow) = c.conv_out(input.h, input.w).unwrap();
-            let (kh, kw) = c.kernel;
-            let mut y = vec![0.0; c.out_ch * oh * ow];
-            for o in 0..c.out_ch {
-                for i in 0..oh {
-                    for j in 0..ow {
-                        let mut acc = c.bias[o] as f64;
-                        for ci in 0..c.in_ch {
-                            for a in 0..kh {
-                                for b in 0..kw {
-                                    // input row = i*s + a - pad, skipped where outside
-                                    let r = (i * c.stride.0 + a) as isize - c.pad.0 as isize;
-                                    let q = (j * c.stride.1 + b) as isize - c.pad.1 as isize;
-                                    if r < 0
-                                        || q < 0
-                                        || r >= input.h as isize
-                                        || q >= input.w as isize
-                                    {
-                                        continue;
-                                    }
-                                    let w = c.weight[((o * c.in_ch + ci) * kh + a) * kw + b] as f64;
-                                    acc +=
-                                        w * x[(ci * input.h + r as usize) * input.w + q as usize];
-                                }
-                            }
-                        }
-                        y[(o * oh + i) * ow + j] = acc;
-                    }
-                }
-            }
-            y
-        }
-        Layer::ConvTranspose2d(c) => {
-            // scatter: input (ci, r, q) adds w[ci, o, a, b] * x to output (r*s + a - pad, q*s + b - pad);
-            // output_padding only extends the output at the end (bottom, right).
-            let (oh, ow) = c.conv_transpose_out(input.h, input.w).unwrap();
-            let (kh, kw) = c.kernel;
-            let mut y = vec![0.0; c.out_ch * oh * ow];
-            for o in 0..c.out_ch {
-                y[o * oh * ow..(o + 1) * oh * ow].fill(c.bias[o] as f64);
-            }
-            for ci in 0..c.in_ch {
-                for r in 0..input.h {
-                    for q in 0..input.w {
-                        let v = x[(ci * input.h + r) * input.w + q];
-                        for o in 0..c.out_ch {
-                            for a in 0..kh {
-                                for b in 0..kw {
-                                    let i = (r * c.stride.0 + a) as isize - c.pad.0 as isize;
-                                    let j = (q * c.stride.1 + b) as isize - c.pad.1 as isize;
-                                    if i < 0 || j < 0 || i >= oh as isize || j >= ow as isize {
-                                        continue;
-                                    }
-                                    let w =
-                                        c.weight[((ci * c.out_ch + o) * kh + a) * kw + b] as f64;
-                                    y[(o * oh + i as usize) * ow + j as usize] += w * v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            y
-        }
-        Layer::Relu => x.iter().map(|&v| v.max(0.0)).collect(),
-        Layer::LeakyRelu { alpha } => x
-            .iter()
-            .map(|&v| if v >= 0.0 { v } else { *alpha as f64 * v })
-            .collect(),
-        Layer::Tanh => x.iter().map(|&v| v.tanh()).collect(),
-        Layer::Sigmoid => x.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect(),
-        Layer::Reshape { .. } => x.to_vec(),
-    }
-}
+// Plain f64 reference forward pass: `tinygen_testkit::reference`.
 
 /// Activations of every layer for a batch: `result[i]` enters layer `i`, `result[L]` is the output.
 fn ref_forward_all(g: &Graph, z: &[f32], batch: usize) -> Vec<Vec<f64>> {
@@ -312,7 +224,7 @@ fn ref_forward_all(g: &Graph, z: &[f32], batch: usize) -> Vec<Vec<f64>> {
         assert_eq!(prev.len(), batch * in_len);
         let next: Vec<f64> = prev
             .chunks_exact(in_len)
-            .flat_map(|x| ref_layer(layer, shapes[i], x))
+            .flat_map(|x| layer_f64(layer, shapes[i], x))
             .collect();
         acts.push(next);
     }
@@ -440,7 +352,7 @@ fn per_layer_models_match_the_reference_layer_by_layer() {
             let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             let want: Vec<f64> = x64
                 .chunks_exact(shapes[i].len())
-                .flat_map(|s| ref_layer(&g.layers[i], shapes[i], s))
+                .flat_map(|s| layer_f64(&g.layers[i], shapes[i], s))
                 .collect();
             let err = rel_err(&y, &want).expect("comparable outputs");
             assert!(

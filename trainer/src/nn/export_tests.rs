@@ -8,102 +8,12 @@ use tinygen_export::OutputRange;
 
 /// Plain f64 forward of one sample through the export graph (the layers' definitions).
 fn reference_forward(graph: &Graph, z: &[f32]) -> Vec<f32> {
-    let shapes = graph.shapes().expect("valid graph");
-    let mut x: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
-    for (layer, io) in graph.layers.iter().zip(shapes.windows(2)) {
-        let (s_in, s_out) = (io[0], io[1]);
-        x = match layer {
-            Layer::Dense {
-                inputs,
-                outputs,
-                weight,
-                bias,
-            } => (0..*outputs)
-                .map(|o| {
-                    f64::from(bias[o])
-                        + (0..*inputs)
-                            .map(|i| f64::from(weight[o * inputs + i]) * x[i])
-                            .sum::<f64>()
-                })
-                .collect(),
-            Layer::Conv2d(c) => {
-                let mut y = vec![0.0; s_out.len()];
-                for o in 0..c.out_ch {
-                    for oy in 0..s_out.h {
-                        for ox in 0..s_out.w {
-                            let mut acc = f64::from(c.bias[o]);
-                            for ci in 0..c.in_ch {
-                                for i in 0..c.kernel.0 {
-                                    for j in 0..c.kernel.1 {
-                                        let iy = (oy * c.stride.0 + i) as isize - c.pad.0 as isize;
-                                        let ix = (ox * c.stride.1 + j) as isize - c.pad.1 as isize;
-                                        if iy < 0
-                                            || ix < 0
-                                            || iy as usize >= s_in.h
-                                            || ix as usize >= s_in.w
-                                        {
-                                            continue;
-                                        }
-                                        let w = c.weight[((o * c.in_ch + ci) * c.kernel.0 + i)
-                                            * c.kernel.1
-                                            + j];
-                                        acc += f64::from(w)
-                                            * x[(ci * s_in.h + iy as usize) * s_in.w + ix as usize];
-                                    }
-                                }
-                            }
-                            y[(o * s_out.h + oy) * s_out.w + ox] = acc;
-                        }
-                    }
-                }
-                y
-            }
-            Layer::ConvTranspose2d(c) => {
-                let mut y = vec![0.0; s_out.len()];
-                for o in 0..c.out_ch {
-                    y[o * s_out.h * s_out.w..(o + 1) * s_out.h * s_out.w]
-                        .fill(f64::from(c.bias[o]));
-                }
-                for ci in 0..c.in_ch {
-                    for iy in 0..s_in.h {
-                        for ix in 0..s_in.w {
-                            let v = x[(ci * s_in.h + iy) * s_in.w + ix];
-                            for o in 0..c.out_ch {
-                                for i in 0..c.kernel.0 {
-                                    for j in 0..c.kernel.1 {
-                                        let oy = (iy * c.stride.0 + i) as isize - c.pad.0 as isize;
-                                        let ox = (ix * c.stride.1 + j) as isize - c.pad.1 as isize;
-                                        if oy < 0
-                                            || ox < 0
-                                            || oy as usize >= s_out.h
-                                            || ox as usize >= s_out.w
-                                        {
-                                            continue;
-                                        }
-                                        let w = c.weight[((ci * c.out_ch + o) * c.kernel.0 + i)
-                                            * c.kernel.1
-                                            + j];
-                                        y[(o * s_out.h + oy as usize) * s_out.w + ox as usize] +=
-                                            f64::from(w) * v;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                y
-            }
-            Layer::Relu => x.iter().map(|v| v.max(0.0)).collect(),
-            Layer::LeakyRelu { alpha } => x
-                .iter()
-                .map(|&v| if v >= 0.0 { v } else { f64::from(*alpha) * v })
-                .collect(),
-            Layer::Tanh => x.iter().map(|v| v.tanh()).collect(),
-            Layer::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
-            Layer::Reshape { .. } => x,
-        };
-    }
-    x.into_iter().map(|v| v as f32).collect()
+    let acts = tinygen_testkit::reference::forward_f64(graph, z);
+    acts.last()
+        .expect("layers")
+        .iter()
+        .map(|&v| v as f32)
+        .collect()
 }
 
 fn randomise(bn: &mut BatchNorm, rng: &mut StdRng) {
