@@ -99,27 +99,30 @@ pub struct DenseWeights {
     pub shift: Vec<u8>,
 }
 
-fn dense_weights(seed: u64, inputs: usize, outputs: usize) -> DenseWeights {
+/// The int8 weight scale of every Dense (a power of two, as the exporter's bit-exact rule has).
+pub const WEIGHT_SCALE_EXP: i32 = -7;
+
+/// Seeded Dense weights. The int8 ones follow the QDQ graph's arithmetic with power-of-two
+/// scales: weight scale `2^WEIGHT_SCALE_EXP`, bias in units of `s_w * s_in`, and the
+/// requantisation `acc * s_w * s_in / s_out` as the multiplier `2^30` and a shift, which is
+/// exact (as tract's f32 Gemm is, while the accumulator stays below `2^24`).
+fn dense_weights(seed: u64, inputs: usize, outputs: usize, s_in: f32, s_out: f32) -> DenseWeights {
     let mut r = Rng::seed_from_u64(seed);
     let mut f = |s: f32| (r.next_f32() * 2.0 - 1.0) * s;
     let w: Vec<f32> = (0..inputs * outputs).map(|_| f(0.6)).collect();
     let b: Vec<f32> = (0..outputs).map(|_| f(0.2)).collect();
     let wq = w.iter().map(|&v| (v * 127.0) as i8).collect();
     let bq = b.iter().map(|&v| (v * 300.0) as i32).collect();
-    let mut r = Rng::seed_from_u64(seed ^ 0xabc);
-    let multiplier = (0..outputs)
-        .map(|_| (1 << 30) + (r.next_u32() >> 2) as i32)
-        .collect();
-    let shift = (0..outputs)
-        .map(|_| 37 + (r.next_u32() % 3) as u8)
-        .collect();
+    // acc * 2^(e_w + e_in - e_out) = acc * 2^30 / 2^shift.
+    let e = WEIGHT_SCALE_EXP + s_in.log2() as i32 - s_out.log2() as i32;
+    let shift = u8::try_from(30 - e).expect("a shift in range");
     DenseWeights {
         w,
         b,
         wq,
         bq,
-        multiplier,
-        shift,
+        multiplier: vec![1 << 30; outputs],
+        shift: vec![shift; outputs],
     }
 }
 
@@ -143,8 +146,16 @@ impl Graph {
     /// The weights of op `k`, a Dense.
     pub fn weights(&self, k: usize) -> DenseWeights {
         let shapes = self.shapes();
+        let q = self.quant();
+        let out_tensor = self.inputs.len() + k;
         match &self.ops[k] {
-            G::Dense { a, out } => dense_weights(100 + k as u64, shapes[*a].len(), *out),
+            G::Dense { a, out } => dense_weights(
+                100 + k as u64,
+                shapes[*a].len(),
+                *out,
+                q[*a].scale,
+                q[out_tensor].scale,
+            ),
             _ => unreachable!(),
         }
     }
@@ -657,6 +668,143 @@ impl Graph {
             doc_string: String::new(),
             input: (0..n_in).map(|k| value_info(&name(k), shapes[k])).collect(),
             output: vec![value_info(&name(last), shapes[last])],
+            value_info: vec![],
+        };
+        ModelProto {
+            ir_version: IR_VERSION,
+            producer_name: "tinygen-testkit".into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            domain: String::new(),
+            model_version: 1,
+            doc_string: String::new(),
+            graph: Some(graph),
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: OPSET_VERSION,
+            }],
+            metadata_props: vec![],
+        }
+        .encode_to_vec()
+    }
+
+    /// The int8 graph as ONNX QDQ with standard operators: every tensor is quantized
+    /// (`QuantizeLinear`) and dequantized (`DequantizeLinear`) with its power-of-two scale and
+    /// zero point, every op computes in f32 between them (Dense as a Gemm on the dequantized
+    /// weights and bias), and the output is the last tensor dequantized. With power-of-two
+    /// scales each step is exact, so the runtime's int8 ops must give the same bits.
+    pub fn onnx_qdq(&self) -> Vec<u8> {
+        let shapes = self.shapes();
+        let q = self.quant();
+        let n_in = self.inputs.len();
+        let (mut nodes, mut inits) = (Vec::new(), Vec::new());
+        // Scale and zero point initializers of every tensor, and its Q -> DQ pair.
+        let mut qdq = |k: usize, f: String, nodes: &mut Vec<NodeProto>| {
+            inits.push(f32_init(&format!("s{k}"), &[], &[q[k].scale]));
+            inits.push(initializer(
+                &format!("zp{k}"),
+                &[],
+                DataType::Int8,
+                vec![q[k].zero_point as u8],
+            ));
+            let (s, zp) = (format!("s{k}"), format!("zp{k}"));
+            nodes.push(node(
+                "QuantizeLinear",
+                &[f, s.clone(), zp.clone()],
+                &format!("q{k}"),
+                vec![],
+            ));
+            nodes.push(node(
+                "DequantizeLinear",
+                &[format!("q{k}"), s, zp],
+                &format!("d{k}"),
+                vec![],
+            ));
+        };
+        for k in 0..n_in {
+            qdq(k, format!("x{k}"), &mut nodes);
+        }
+        let mut consts = Vec::new();
+        for (k, op) in self.ops.iter().enumerate() {
+            let o = n_in + k;
+            let (a, out) = (format!("d{}", op.input()), format!("f{o}"));
+            let s = shapes[op.input()];
+            let channel_dims = |c: usize| {
+                if s.h == 1 && s.w == 1 {
+                    vec![c]
+                } else {
+                    vec![c, 1, 1]
+                }
+            };
+            let binary = |op: &Binary| match op {
+                Binary::Add => "Add",
+                Binary::Sub => "Sub",
+                Binary::Mul => "Mul",
+            };
+            match op {
+                G::Dense { out: n, .. } => {
+                    let dw = self.weights(k);
+                    let sw = 2f32.powi(WEIGHT_SCALE_EXP);
+                    let w: Vec<f32> = dw.wq.iter().map(|&v| f32::from(v) * sw).collect();
+                    let b: Vec<f32> = dw
+                        .bq
+                        .iter()
+                        .map(|&v| v as f32 * sw * q[op.input()].scale)
+                        .collect();
+                    consts.push(f32_init(&format!("{out}.w"), &[*n, s.len()], &w));
+                    consts.push(f32_init(&format!("{out}.b"), &[*n], &b));
+                    let inputs = [a, format!("{out}.w"), format!("{out}.b")];
+                    nodes.push(node("Gemm", &inputs, &out, vec![attr_int("transB", 1)]));
+                }
+                G::Relu(_) => nodes.push(node("Relu", &[a], &out, vec![])),
+                G::Tanh(_) => nodes.push(node("Tanh", &[a], &out, vec![])),
+                G::Exp(_) => nodes.push(node("Exp", &[a], &out, vec![])),
+                G::Bin(op, _, b) => {
+                    nodes.push(node(binary(op), &[a, format!("d{b}")], &out, vec![]))
+                }
+                G::BinChannel(op, _, v) => {
+                    consts.push(f32_init(&format!("{out}.v"), &channel_dims(v.len()), v));
+                    nodes.push(node(binary(op), &[a, format!("{out}.v")], &out, vec![]));
+                }
+                G::Concat(_, b) => nodes.push(node(
+                    "Concat",
+                    &[a, format!("d{b}")],
+                    &out,
+                    vec![attr_int("axis", 1)],
+                )),
+                G::Slice { first, len, .. } => {
+                    let (first, end) = (*first as i64, (*first + *len) as i64);
+                    consts.push(i64_init(&format!("{out}.starts"), &[first]));
+                    consts.push(i64_init(&format!("{out}.ends"), &[end]));
+                    consts.push(i64_init(&format!("{out}.axes"), &[1]));
+                    let inputs = [
+                        a,
+                        format!("{out}.starts"),
+                        format!("{out}.ends"),
+                        format!("{out}.axes"),
+                    ];
+                    nodes.push(node("Slice", &inputs, &out, vec![]));
+                }
+                G::Gather(_, idx) => {
+                    let idx: Vec<i64> = idx.iter().map(|&i| i64::from(i)).collect();
+                    consts.push(i64_init(&format!("{out}.index"), &idx));
+                    let inputs = [a, format!("{out}.index")];
+                    nodes.push(node("Gather", &inputs, &out, vec![attr_int("axis", 1)]));
+                }
+            }
+            qdq(o, out, &mut nodes);
+        }
+        let last = n_in + self.ops.len() - 1;
+        let mut all = consts;
+        all.extend(inits);
+        let graph = GraphProto {
+            node: nodes,
+            name: format!("{}_qdq", self.name),
+            initializer: all,
+            doc_string: String::new(),
+            input: (0..n_in)
+                .map(|k| value_info(&format!("x{k}"), shapes[k]))
+                .collect(),
+            output: vec![value_info(&format!("d{last}"), shapes[last])],
             value_info: vec![],
         };
         ModelProto {
