@@ -22,11 +22,12 @@ if ! "$python" -c 'import onnx, onnxruntime, numpy' 2>/dev/null; then
 fi
 
 echo "== writing validation cases into $cases"
-# The exporter's own models (hand-built graphs) and the trained models of every kind. Selected
+# The exporter's own models (hand-built graphs), the branched test graphs (f32 and QDQ int8) and
+# the trained models of every kind. Selected
 # with --workspace, as the README's `cargo test --workspace` builds: the same packages give the
 # same features, so nothing is compiled again (`-p` would resolve tract-onnx's dependencies with
 # other features and rebuild it).
-TINYGEN_ONNX_CASES="$cases" cargo test --workspace --test onnx_tract --test e2e_chain
+TINYGEN_ONNX_CASES="$cases" cargo test --workspace --test onnx_tract --test graph_tract --test e2e_chain
 
 count=$(find "$cases" -name '*.case.json' | wc -l)
 if [ "$count" -eq 0 ]; then

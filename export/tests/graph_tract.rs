@@ -7,19 +7,45 @@ use tinygen_export::check::{rel_err, Tract};
 use tinygen_export::tgm::{self, AlignedBytes};
 use tinygen_runtime::model::{Model, Precision};
 use tinygen_testkit::graphs::{graphs, sample_inputs, Graph};
+use tinygen_testkit::{write_validation_case, write_validation_case_unoptimized, CaseTensor};
+
+/// Where the validation cases for `tools/validate_onnx.py` (the ONNX checker and onnxruntime)
+/// go: `TINYGEN_ONNX_CASES`, else the test's scratch directory.
+fn cases_dir() -> std::path::PathBuf {
+    std::env::var_os("TINYGEN_ONNX_CASES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-cases"))
+}
+
+/// The graph inputs of seed `seed` as validation-case tensors.
+fn case_inputs(g: &Graph, x: &[Vec<f32>]) -> Vec<CaseTensor> {
+    input_dims(g)
+        .iter()
+        .zip(x)
+        .enumerate()
+        .map(|(k, (d, v))| CaseTensor::f32(&format!("x{k}"), d, v.clone()))
+        .collect()
+}
 
 const REL_TOL: f64 = 1e-5;
 
-/// ONNX input shapes, batch 1: `[1, c]` for a vector, `[1, c, h, w]` for an image.
+/// ONNX dims of one sample: `[c]` for a vector, `[c, h, w]` for an image.
+fn input_dims_of(s: tinygen_export::Shape) -> Vec<usize> {
+    if s.h == 1 && s.w == 1 {
+        vec![s.c]
+    } else {
+        vec![s.c, s.h, s.w]
+    }
+}
+
+/// ONNX input shapes, batch 1.
 fn input_dims(g: &Graph) -> Vec<Vec<usize>> {
     g.inputs
         .iter()
-        .map(|s| {
-            if s.h == 1 && s.w == 1 {
-                vec![1, s.c]
-            } else {
-                vec![1, s.c, s.h, s.w]
-            }
+        .map(|&s| {
+            let mut d = vec![1];
+            d.extend(input_dims_of(s));
+            d
         })
         .collect()
 }
@@ -61,6 +87,21 @@ fn branched_graphs_match_tract_in_f32() {
             let got = run(&model, &x);
             let err = rel_err(&got, &want).unwrap();
             assert!(err <= REL_TOL, "{} seed {seed}: {err:e}", g.name);
+            if seed == 0 {
+                // onnxruntime gets the runtime's output to match (within 1e-5).
+                let last = g.inputs.len() + g.ops.len() - 1;
+                let mut dims = vec![1];
+                dims.extend(&input_dims_of(shapes[last]));
+                let case = write_validation_case(
+                    &cases_dir(),
+                    &format!("graph_f32_{}", g.name),
+                    &g.onnx_f32(),
+                    &case_inputs(&g, &x),
+                    &[CaseTensor::f32(&format!("t{last}"), &dims, got.clone())],
+                )
+                .unwrap();
+                assert!(case.exists());
+            }
         }
     }
 }
@@ -94,6 +135,30 @@ fn branched_graphs_match_tract_bit_for_bit_in_int8() {
                 g.name
             );
             distinct.extend(got.iter().map(|v| v.to_bits()));
+            if seed == 0 {
+                // onnxruntime gets the runtime's int8 output to match bit for bit.
+                let (scale, zero_point) = model.output_quantization().unwrap();
+                let q: Vec<i8> = got
+                    .iter()
+                    .map(|&v| (v / scale).round() as i32 + i32::from(zero_point))
+                    .map(|v| v as i8)
+                    .collect();
+                let last = g.inputs.len() + g.ops.len() - 1;
+                let mut dims = vec![1];
+                dims.extend(&input_dims_of(g.shapes()[last]));
+                let case = write_validation_case_unoptimized(
+                    &cases_dir(),
+                    &format!("graph_int8_{}", g.name),
+                    &g.onnx_qdq(),
+                    &case_inputs(&g, &x),
+                    &[
+                        CaseTensor::f32(&format!("d{last}"), &dims, got.clone()),
+                        CaseTensor::i8(&format!("q{last}"), &dims, q),
+                    ],
+                )
+                .unwrap();
+                assert!(case.exists());
+            }
         }
         // The outputs vary, or equality says little.
         assert!(

@@ -116,6 +116,31 @@ pub fn write_validation_case(
     inputs: &[CaseTensor],
     expected: &[CaseTensor],
 ) -> Result<PathBuf, CaseError> {
+    write_case(dir, name, onnx, inputs, expected, false)
+}
+
+/// As [`write_validation_case`], for a QDQ graph whose every `QuantizeLinear` /
+/// `DequantizeLinear` pair must round as the ONNX operators define: the checker runs it in
+/// onnxruntime with graph optimizations off (its fusions of QDQ element-wise ops into quantized
+/// kernels round differently) and reports what the optimized session gives beside it.
+pub fn write_validation_case_unoptimized(
+    dir: &Path,
+    name: &str,
+    onnx: &[u8],
+    inputs: &[CaseTensor],
+    expected: &[CaseTensor],
+) -> Result<PathBuf, CaseError> {
+    write_case(dir, name, onnx, inputs, expected, true)
+}
+
+fn write_case(
+    dir: &Path,
+    name: &str,
+    onnx: &[u8],
+    inputs: &[CaseTensor],
+    expected: &[CaseTensor],
+    unoptimized: bool,
+) -> Result<PathBuf, CaseError> {
     let plain = |s: &str| {
         !s.is_empty()
             && s.chars()
@@ -145,6 +170,9 @@ pub fn write_validation_case(
         "{{\n  \"format\": \"tinygen-onnx-case/1\",\n  \"model\": {},",
         quote(&model)
     );
+    if unoptimized {
+        json.push_str("  \"onnxruntime_optimization\": \"disable_all\",\n");
+    }
     for (key, tensors, prefix) in [("inputs", inputs, "in"), ("outputs", expected, "out")] {
         let _ = writeln!(json, "  \"{key}\": [");
         for (k, t) in tensors.iter().enumerate() {

@@ -514,6 +514,10 @@ fn onnx_dims(s: Shape) -> Vec<usize> {
 }
 
 fn value_info(name: &str, s: Shape) -> ValueInfoProto {
+    typed_value_info(name, s, DataType::Float)
+}
+
+fn typed_value_info(name: &str, s: Shape, elem: DataType) -> ValueInfoProto {
     let batch = Dimension {
         denotation: String::new(),
         value: Some(dimension::Value::DimParam("N".into())),
@@ -529,7 +533,7 @@ fn value_info(name: &str, s: Shape) -> ValueInfoProto {
         r#type: Some(TypeProto {
             denotation: String::new(),
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
+                elem_type: elem as i32,
                 shape: Some(TensorShapeProto { dim }),
             })),
         }),
@@ -690,7 +694,8 @@ impl Graph {
     /// The int8 graph as ONNX QDQ with standard operators: every tensor is quantized
     /// (`QuantizeLinear`) and dequantized (`DequantizeLinear`) with its power-of-two scale and
     /// zero point, every op computes in f32 between them (Dense as a Gemm on the dequantized
-    /// weights and bias), and the output is the last tensor dequantized. With power-of-two
+    /// weights and bias); the outputs are the last tensor dequantized (`d{last}`) and as int8
+    /// (`q{last}`). With power-of-two
     /// scales each step is exact, so the runtime's int8 ops must give the same bits.
     pub fn onnx_qdq(&self) -> Vec<u8> {
         let shapes = self.shapes();
@@ -804,7 +809,10 @@ impl Graph {
             input: (0..n_in)
                 .map(|k| value_info(&format!("x{k}"), shapes[k]))
                 .collect(),
-            output: vec![value_info(&format!("d{last}"), shapes[last])],
+            output: vec![
+                value_info(&format!("d{last}"), shapes[last]),
+                typed_value_info(&format!("q{last}"), shapes[last], DataType::Int8),
+            ],
             value_info: vec![],
         };
         ModelProto {

@@ -13,4 +13,6 @@ pub mod files;
 pub mod graphs;
 pub mod reference;
 
-pub use case::{write_validation_case, CaseError, CaseTensor, TensorData};
+pub use case::{
+    write_validation_case, write_validation_case_unoptimized, CaseError, CaseTensor, TensorData,
+};
