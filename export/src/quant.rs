@@ -22,31 +22,14 @@
 //! layer's clamp (`min` = output zero point); other activations become 256-entry tables
 //! `q_out = sat(round(f(s_in * (q - zp_in)) / s_out) + zp_out)`, with `f` in f32 `libm` math.
 
-use tinygen_runtime::model::{self as rt, Activation as RtActivation, Model};
+use tinygen_runtime::model::{Activation as RtActivation, Model};
 
 use crate::graph::{Conv, Graph, GraphError, Layer, OutputRange, Part, Shape};
 use crate::tgm::{self, AlignedBytes, TgmError};
 
-/// Quantisation of one int8 tensor: `real = scale * (q - zero_point)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QParams {
-    /// Scale (positive; a power of two unless free scales were chosen).
-    pub scale: f32,
-    /// Zero point.
-    pub zero_point: i8,
-}
-
-impl QParams {
-    /// `clamp(round_half_even(x / scale) + zero_point, -128, 127)` (ONNX `QuantizeLinear`).
-    pub fn quantize(&self, x: f32) -> i8 {
-        rt::quantize(x, self.scale, self.zero_point)
-    }
-
-    /// `(q - zero_point) * scale` (ONNX `DequantizeLinear`).
-    pub fn dequantize(&self, q: i8) -> f32 {
-        rt::dequantize(q, self.scale, self.zero_point)
-    }
-}
+/// Quantisation of one int8 tensor, `real = scale * (q - zero_point)`: the runtime's
+/// [`tinygen_runtime::model::Quant`], with its `quantize` and `dequantize`.
+pub type QParams = tinygen_runtime::model::Quant;
 
 /// Geometry of a quantized convolution (as [`Conv`] without the f32 tensors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
