@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod dag;
 pub mod graph;
 pub mod onnx;
 pub mod plan;

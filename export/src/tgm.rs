@@ -405,47 +405,54 @@ fn chain(
     }
 }
 
+/// The f32 model file op of a chain layer reading tensor `a` and writing tensor `output`.
+pub fn layer_node(layer: &Layer, a: usize, output: usize) -> Node {
+    let plain = |op| Node::new(op, a, output);
+    match layer {
+        Layer::Dense {
+            weight,
+            bias,
+            inputs,
+            outputs,
+        } => Node {
+            weights: vec![
+                f32_bytes(&dense_panels(weight, *inputs, *outputs)),
+                f32_bytes(bias),
+            ],
+            ..plain(format::OP_DENSE)
+        },
+        Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
+            let op = if matches!(layer, Layer::Conv2d(_)) {
+                format::OP_CONV2D
+            } else {
+                format::OP_CONV_TRANSPOSE2D
+            };
+            Node {
+                geometry: geometry(&ConvAttrs::of(c)),
+                weights: vec![f32_bytes(&c.weight), f32_bytes(&c.bias)],
+                ..plain(op)
+            }
+        }
+        Layer::Relu => plain(format::OP_RELU),
+        Layer::LeakyRelu { alpha } => Node {
+            alpha: *alpha,
+            ..plain(format::OP_LEAKY_RELU)
+        },
+        Layer::Tanh => plain(format::OP_TANH),
+        Layer::Sigmoid => plain(format::OP_SIGMOID),
+        Layer::Reshape { .. } => plain(format::OP_RESHAPE),
+    }
+}
+
 /// Writes an f32 model file for `graph`.
 pub fn write_f32(graph: &Graph) -> Result<Vec<u8>, TgmError> {
     let shapes = graph.shapes()?;
-    let mut nodes = Vec::with_capacity(graph.layers.len());
-    for (i, layer) in graph.layers.iter().enumerate() {
-        let plain = |op| Node::new(op, i, i + 1);
-        nodes.push(match layer {
-            Layer::Dense {
-                weight,
-                bias,
-                inputs,
-                outputs,
-            } => Node {
-                weights: vec![
-                    f32_bytes(&dense_panels(weight, *inputs, *outputs)),
-                    f32_bytes(bias),
-                ],
-                ..plain(format::OP_DENSE)
-            },
-            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
-                let op = if matches!(layer, Layer::Conv2d(_)) {
-                    format::OP_CONV2D
-                } else {
-                    format::OP_CONV_TRANSPOSE2D
-                };
-                Node {
-                    geometry: geometry(&ConvAttrs::of(c)),
-                    weights: vec![f32_bytes(&c.weight), f32_bytes(&c.bias)],
-                    ..plain(op)
-                }
-            }
-            Layer::Relu => plain(format::OP_RELU),
-            Layer::LeakyRelu { alpha } => Node {
-                alpha: *alpha,
-                ..plain(format::OP_LEAKY_RELU)
-            },
-            Layer::Tanh => plain(format::OP_TANH),
-            Layer::Sigmoid => plain(format::OP_SIGMOID),
-            Layer::Reshape { .. } => plain(format::OP_RESHAPE),
-        });
-    }
+    let nodes = graph
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| layer_node(layer, i, i + 1))
+        .collect();
     let tensors = shapes
         .iter()
         .map(|&shape| TensorDecl { shape, quant: None })

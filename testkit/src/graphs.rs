@@ -1,9 +1,11 @@
 //! Small graphs beyond a chain, for the tests of the model file, the runtime and the ONNX
 //! writers: a residual block, a conditional input, an affine coupling and a permutation. Each
 //! comes as a model file [`Program`] (f32 or int8), as plain interpreters built on the
-//! runtime's reference kernels, and as f32 ONNX ([`Graph::onnx_f32`]).
+//! runtime's reference kernels, as the exporter's f32 [`Dag`] (its model file and ONNX), and as
+//! int8 ONNX QDQ ([`Graph::onnx_qdq`]).
 
 use prost::Message;
+use tinygen_export::dag::{Dag, DagNode, Op as DagOp, Operand};
 use tinygen_export::onnx::proto::{
     tensor_shape_proto::{dimension, Dimension},
     type_proto, AttributeProto, AttributeType, DataType, GraphProto, ModelProto, NodeProto,
@@ -12,7 +14,7 @@ use tinygen_export::onnx::proto::{
 use tinygen_export::onnx::{IR_VERSION, OPSET_VERSION};
 use tinygen_export::quant::QParams;
 use tinygen_export::tgm::{self, Node, Program, TensorDecl};
-use tinygen_export::{OutputRange, Part, Shape};
+use tinygen_export::{Layer, OutputRange, Part, Shape};
 use tinygen_runtime::format;
 use tinygen_runtime::kernels::graph::{Binary, Quant};
 use tinygen_runtime::kernels::{self, reference, Requant};
@@ -591,104 +593,45 @@ fn attr_int(name: &str, i: i64) -> AttributeProto {
 }
 
 impl Graph {
-    /// The graph as f32 ONNX with standard operators (Gemm, Relu, Tanh, Exp, Add, Sub, Mul,
-    /// Concat, Slice, Gather): inputs `x0`, `x1`, tensors `t{k}`, output the last tensor.
-    pub fn onnx_f32(&self) -> Vec<u8> {
+    /// The f32 graph as the exporter's [`Dag`] (which writes its model file and its ONNX).
+    pub fn dag(&self) -> Dag {
         let shapes = self.shapes();
-        let n_in = self.inputs.len();
-        let name = |k: usize| {
-            if k < n_in {
-                format!("x{k}")
-            } else {
-                format!("t{k}")
-            }
-        };
-        let (mut nodes, mut inits) = (Vec::new(), Vec::new());
-        for (k, op) in self.ops.iter().enumerate() {
-            let (a, out) = (name(op.input()), name(n_in + k));
-            let s = shapes[op.input()];
-            // A per-channel vector broadcasts over the plane: `[c]` for a flat tensor, else
-            // `[c, 1, 1]`.
-            let channel_dims = |c: usize| {
-                if s.h == 1 && s.w == 1 {
-                    vec![c]
-                } else {
-                    vec![c, 1, 1]
-                }
-            };
-            let binary = |op: &Binary| match op {
-                Binary::Add => "Add",
-                Binary::Sub => "Sub",
-                Binary::Mul => "Mul",
-            };
-            match op {
-                G::Dense { out: n, .. } => {
-                    let dw = self.weights(k);
-                    inits.push(f32_init(&format!("{out}.w"), &[*n, s.len()], &dw.w));
-                    inits.push(f32_init(&format!("{out}.b"), &[*n], &dw.b));
-                    let inputs = [a, format!("{out}.w"), format!("{out}.b")];
-                    nodes.push(node("Gemm", &inputs, &out, vec![attr_int("transB", 1)]));
-                }
-                G::Relu(_) => nodes.push(node("Relu", &[a], &out, vec![])),
-                G::Tanh(_) => nodes.push(node("Tanh", &[a], &out, vec![])),
-                G::Exp(_) => nodes.push(node("Exp", &[a], &out, vec![])),
-                G::Bin(op, _, b) => nodes.push(node(binary(op), &[a, name(*b)], &out, vec![])),
-                G::BinChannel(op, _, v) => {
-                    inits.push(f32_init(&format!("{out}.v"), &channel_dims(v.len()), v));
-                    nodes.push(node(binary(op), &[a, format!("{out}.v")], &out, vec![]));
-                }
-                G::Concat(_, b) => nodes.push(node(
-                    "Concat",
-                    &[a, name(*b)],
-                    &out,
-                    vec![attr_int("axis", 1)],
-                )),
-                G::Slice { first, len, .. } => {
-                    let (first, end) = (*first as i64, (*first + *len) as i64);
-                    inits.push(i64_init(&format!("{out}.starts"), &[first]));
-                    inits.push(i64_init(&format!("{out}.ends"), &[end]));
-                    inits.push(i64_init(&format!("{out}.axes"), &[1]));
-                    let inputs = [
-                        a,
-                        format!("{out}.starts"),
-                        format!("{out}.ends"),
-                        format!("{out}.axes"),
-                    ];
-                    nodes.push(node("Slice", &inputs, &out, vec![]));
-                }
-                G::Gather(_, idx) => {
-                    let idx: Vec<i64> = idx.iter().map(|&i| i64::from(i)).collect();
-                    inits.push(i64_init(&format!("{out}.index"), &idx));
-                    let inputs = [a, format!("{out}.index")];
-                    nodes.push(node("Gather", &inputs, &out, vec![attr_int("axis", 1)]));
-                }
-            }
+        let nodes = self
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(k, op)| {
+                let a = op.input();
+                let op = match op {
+                    G::Dense { out, .. } => {
+                        let dw = self.weights(k);
+                        DagOp::Layer(Layer::Dense {
+                            inputs: shapes[a].len(),
+                            outputs: *out,
+                            weight: dw.w,
+                            bias: dw.b,
+                        })
+                    }
+                    G::Relu(_) => DagOp::Layer(Layer::Relu),
+                    G::Tanh(_) => DagOp::Layer(Layer::Tanh),
+                    G::Exp(_) => DagOp::Exp,
+                    G::Bin(op, _, b) => DagOp::Binary(*op, Operand::Tensor(*b)),
+                    G::BinChannel(op, _, v) => DagOp::Binary(*op, Operand::Channel(v.clone())),
+                    G::Concat(_, b) => DagOp::Concat(*b),
+                    G::Slice { first, len, .. } => DagOp::Slice {
+                        first: *first,
+                        len: *len,
+                    },
+                    G::Gather(_, idx) => DagOp::Gather(idx.clone()),
+                };
+                DagNode { input: a, op }
+            })
+            .collect();
+        Dag {
+            part: Part::Generator,
+            inputs: self.inputs.clone(),
+            nodes,
         }
-        let last = n_in + self.ops.len() - 1;
-        let graph = GraphProto {
-            node: nodes,
-            name: self.name.into(),
-            initializer: inits,
-            doc_string: String::new(),
-            input: (0..n_in).map(|k| value_info(&name(k), shapes[k])).collect(),
-            output: vec![value_info(&name(last), shapes[last])],
-            value_info: vec![],
-        };
-        ModelProto {
-            ir_version: IR_VERSION,
-            producer_name: "tinygen-testkit".into(),
-            producer_version: env!("CARGO_PKG_VERSION").into(),
-            domain: String::new(),
-            model_version: 1,
-            doc_string: String::new(),
-            graph: Some(graph),
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: OPSET_VERSION,
-            }],
-            metadata_props: vec![],
-        }
-        .encode_to_vec()
     }
 
     /// The int8 graph as ONNX QDQ with standard operators: every tensor is quantized

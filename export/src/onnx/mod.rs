@@ -395,6 +395,26 @@ fn emit_float_layer(
 ) {
     let node = plan.node_name(i);
     let doc = format!("layer {i}: {}", describe_layer(layer));
+    let x = match layer {
+        Layer::Dense { .. } => b.in_rank(plan, i, Rank::Flat, input),
+        Layer::Conv2d(_) | Layer::ConvTranspose2d(_) => b.in_rank(plan, i, Rank::Image, input),
+        _ => input.to_owned(),
+    };
+    emit_layer_node(b, layer, &node, &x, output, &plan.dims(i + 1), &doc);
+}
+
+/// Emits the ONNX node of one float layer named `node`, reading `x` (already in the rank the
+/// op needs: `[N, F]` for Dense, `[N, C, H, W]` for the convolutions) and writing `output`;
+/// `out_dims` (without the batch) is the Reshape target.
+pub(crate) fn emit_layer_node(
+    b: &mut Builder,
+    layer: &Layer,
+    node: &str,
+    x: &str,
+    output: &str,
+    out_dims: &[usize],
+    doc: &str,
+) {
     match layer {
         Layer::Dense {
             inputs,
@@ -402,21 +422,19 @@ fn emit_float_layer(
             weight,
             bias,
         } => {
-            let x = b.in_rank(plan, i, Rank::Flat, input);
             let w = b.init_f32(&format!("{node}.weight"), &[*outputs, *inputs], weight);
             let bias = b.init_f32(&format!("{node}.bias"), &[*outputs], bias);
             b.node(
                 "Gemm",
-                &node,
-                &[&x, &w, &bias],
+                node,
+                &[x, &w, &bias],
                 output,
                 vec![attr_int("transB", 1)],
-                &doc,
+                doc,
             );
         }
         Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
             let transposed = matches!(layer, Layer::ConvTranspose2d(_));
-            let x = b.in_rank(plan, i, Rank::Image, input);
             let wdims = if transposed {
                 [c.in_ch, c.out_ch, c.kernel.0, c.kernel.1]
             } else {
@@ -427,27 +445,27 @@ fn emit_float_layer(
             let op = if transposed { "ConvTranspose" } else { "Conv" };
             b.node(
                 op,
-                &node,
-                &[&x, &w, &bias],
+                node,
+                &[x, &w, &bias],
                 output,
                 conv_attrs(c, transposed),
-                &doc,
+                doc,
             );
         }
-        Layer::Relu => b.node("Relu", &node, &[input], output, vec![], &doc),
+        Layer::Relu => b.node("Relu", node, &[x], output, vec![], doc),
         Layer::LeakyRelu { alpha } => b.node(
             "LeakyRelu",
-            &node,
-            &[input],
+            node,
+            &[x],
             output,
             vec![attr_float("alpha", *alpha)],
-            &doc,
+            doc,
         ),
-        Layer::Tanh => b.node("Tanh", &node, &[input], output, vec![], &doc),
-        Layer::Sigmoid => b.node("Sigmoid", &node, &[input], output, vec![], &doc),
+        Layer::Tanh => b.node("Tanh", node, &[x], output, vec![], doc),
+        Layer::Sigmoid => b.node("Sigmoid", node, &[x], output, vec![], doc),
         Layer::Reshape { .. } => {
-            let shape = b.shape_init(&format!("{node}.shape"), &plan.dims(i + 1));
-            b.node("Reshape", &node, &[input, &shape], output, vec![], &doc);
+            let shape = b.shape_init(&format!("{node}.shape"), out_dims);
+            b.node("Reshape", node, &[x, &shape], output, vec![], doc);
         }
     }
 }
@@ -544,6 +562,14 @@ impl Builder {
         let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.inits
             .push(Self::tensor(name, dims, DataType::Int32, raw));
+        name.to_owned()
+    }
+
+    /// Adds an int64 initializer; returns its name.
+    pub(crate) fn init_i64(&mut self, name: &str, dims: &[usize], data: &[i64]) -> String {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.inits
+            .push(Self::tensor(name, dims, DataType::Int64, raw));
         name.to_owned()
     }
 

@@ -1,0 +1,507 @@
+//! A static graph with branches, f32: the form of the models a chain cannot hold (a flow's
+//! coupling, a conditional generator, a residual block). It lowers to a model file
+//! ([`Dag::program_f32`], [`Dag::write_f32`]) and to ONNX with standard operators
+//! ([`Dag::to_onnx_f32`]).
+//!
+//! Tensors are numbered: the graph inputs first (`0 .. inputs.len()`), then the output of node
+//! `k` as tensor `inputs.len() + k`. Nodes run in order and read only tensors before them; the
+//! last node's output is the graph's. Channel-axis ops (Concat, Slice, Gather, per-channel
+//! operands) work on `[C, H, W]`, a flat vector being `[n, 1, 1]`.
+
+use tinygen_runtime::format;
+pub use tinygen_runtime::kernels::graph::Binary;
+use tinygen_runtime::model::Precision;
+
+use crate::graph::{Graph, GraphError, Layer, OutputRange, Part, Shape};
+use crate::onnx::{
+    attr_int, emit_layer_node, input_name, output_name, Builder, ElemType, Endpoint, OnnxError,
+    Rank,
+};
+use crate::tgm::{self, Node, Program, TensorDecl, TgmError};
+
+/// The second operand of [`Op::Binary`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    /// A tensor of the same shape.
+    Tensor(usize),
+    /// One value per channel.
+    Channel(Vec<f32>),
+}
+
+/// What a node computes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A chain layer: Dense, convolutions, activations, Reshape.
+    Layer(Layer),
+    /// `exp(x)`.
+    Exp,
+    /// `x op operand`, element-wise.
+    Binary(Binary, Operand),
+    /// The node's input, then this tensor, along the channels.
+    Concat(usize),
+    /// Channels `first .. first + len` of the input.
+    Slice {
+        /// First channel.
+        first: usize,
+        /// Channels taken.
+        len: usize,
+    },
+    /// Output channel `k` is input channel `index[k]` (a fixed permutation, or any pick).
+    Gather(Vec<u16>),
+}
+
+impl Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Layer(l) => l.name(),
+            Op::Exp => "Exp",
+            Op::Binary(Binary::Add, _) => "Add",
+            Op::Binary(Binary::Sub, _) => "Sub",
+            Op::Binary(Binary::Mul, _) => "Mul",
+            Op::Concat(_) => "Concat",
+            Op::Slice { .. } => "Slice",
+            Op::Gather(_) => "Gather",
+        }
+    }
+
+    /// The tensor read beside the node's input.
+    fn second_input(&self) -> Option<usize> {
+        match self {
+            Op::Binary(_, Operand::Tensor(b)) | Op::Concat(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+/// One node: its op and the tensor it reads first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DagNode {
+    /// The tensor the op reads (for a binary op or a concatenation, the first operand).
+    pub input: usize,
+    /// What it computes.
+    pub op: Op,
+}
+
+/// A static graph with branches; see the module documentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dag {
+    /// What part of a trained model this is.
+    pub part: Part,
+    /// Shapes of the graph inputs (the latent first, then a class code or other condition).
+    pub inputs: Vec<Shape>,
+    /// The nodes, in execution order.
+    pub nodes: Vec<DagNode>,
+}
+
+impl Dag {
+    /// The chain `graph` as a graph.
+    pub fn from_chain(graph: &Graph) -> Dag {
+        Dag {
+            part: graph.part,
+            inputs: vec![graph.input],
+            nodes: graph
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(k, layer)| DagNode {
+                    input: k,
+                    op: Op::Layer(layer.clone()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Index of the output tensor.
+    pub fn output(&self) -> usize {
+        self.inputs.len() + self.nodes.len() - 1
+    }
+
+    /// Shapes of every tensor, or the first node whose inputs do not fit.
+    pub fn shapes(&self) -> Result<Vec<Shape>, GraphError> {
+        if self.inputs.is_empty() || self.inputs.iter().any(Shape::is_empty) {
+            return Err(GraphError::EmptyInput);
+        }
+        if self.nodes.is_empty() {
+            return Err(GraphError::NoLayers);
+        }
+        let mut shapes = self.inputs.clone();
+        for (k, node) in self.nodes.iter().enumerate() {
+            let known = shapes.len();
+            for t in std::iter::once(node.input).chain(node.op.second_input()) {
+                if t >= known {
+                    return Err(GraphError::BadAttribute {
+                        layer: k,
+                        what: "reads a tensor that is not computed before it",
+                    });
+                }
+            }
+            let a = shapes[node.input];
+            let mismatch = |expected: String| GraphError::ShapeMismatch {
+                layer: k,
+                op: node.op.name(),
+                input: a,
+                expected,
+            };
+            let out = match &node.op {
+                Op::Layer(layer) => layer.output_shape(k, a)?,
+                Op::Exp => a,
+                Op::Binary(_, Operand::Tensor(b)) => {
+                    if shapes[*b] != a {
+                        return Err(mismatch(format!("the shape of tensor {b}, {}", shapes[*b])));
+                    }
+                    a
+                }
+                Op::Binary(_, Operand::Channel(v)) => {
+                    if v.len() != a.c {
+                        return Err(mismatch(format!(
+                            "{} channels for {} values",
+                            v.len(),
+                            v.len()
+                        )));
+                    }
+                    a
+                }
+                Op::Concat(b) => {
+                    let b = shapes[*b];
+                    if (b.h, b.w) != (a.h, a.w) {
+                        return Err(mismatch(format!("the plane of {b}")));
+                    }
+                    Shape::chw(a.c + b.c, a.h, a.w)
+                }
+                Op::Slice { first, len } => {
+                    if *len == 0 || first + len > a.c {
+                        return Err(mismatch(format!("channels {first}..{}", first + len)));
+                    }
+                    Shape::chw(*len, a.h, a.w)
+                }
+                Op::Gather(index) => {
+                    if index.is_empty() || index.iter().any(|&i| usize::from(i) >= a.c) {
+                        return Err(mismatch("indices below its channel count".into()));
+                    }
+                    Shape::chw(index.len(), a.h, a.w)
+                }
+            };
+            shapes.push(out);
+        }
+        Ok(shapes)
+    }
+
+    /// The output's range, from the last node: `[-1, 1]` after Tanh, `[0, 1]` after Sigmoid.
+    pub fn output_range(&self) -> OutputRange {
+        match self.nodes.last().map(|n| &n.op) {
+            Some(Op::Layer(Layer::Tanh)) => OutputRange::MinusOneOne,
+            Some(Op::Layer(Layer::Sigmoid)) => OutputRange::ZeroOne,
+            _ => OutputRange::Unbounded,
+        }
+    }
+
+    /// The f32 model file program.
+    pub fn program_f32(&self) -> Result<Program, GraphError> {
+        let shapes = self.shapes()?;
+        let n_in = self.inputs.len();
+        let binary_code = |op: Binary| match op {
+            Binary::Add => format::OP_ADD,
+            Binary::Sub => format::OP_SUB,
+            Binary::Mul => format::OP_MUL,
+        };
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(k, node)| {
+                let (a, out) = (node.input, n_in + k);
+                match &node.op {
+                    Op::Layer(layer) => tgm::layer_node(layer, a, out),
+                    Op::Exp => Node::new(format::OP_EXP, a, out),
+                    Op::Binary(op, Operand::Tensor(b)) => Node {
+                        b: Some(*b),
+                        param: format::OPERAND_TENSOR,
+                        ..Node::new(binary_code(*op), a, out)
+                    },
+                    Op::Binary(op, Operand::Channel(v)) => Node {
+                        param: format::OPERAND_CHANNEL,
+                        weights: vec![tgm::f32_weight(v)],
+                        ..Node::new(binary_code(*op), a, out)
+                    },
+                    Op::Concat(b) => Node {
+                        b: Some(*b),
+                        ..Node::new(format::OP_CONCAT, a, out)
+                    },
+                    Op::Slice { first, .. } => Node {
+                        param: u32::try_from(*first).unwrap_or(u32::MAX),
+                        ..Node::new(format::OP_SLICE, a, out)
+                    },
+                    Op::Gather(index) => Node {
+                        weights: vec![tgm::gather_index(index)],
+                        ..Node::new(format::OP_GATHER, a, out)
+                    },
+                }
+            })
+            .collect();
+        Ok(Program {
+            part: self.part,
+            precision: Precision::F32,
+            range: self.output_range(),
+            inputs: n_in,
+            tensors: shapes
+                .iter()
+                .map(|&shape| TensorDecl { shape, quant: None })
+                .collect(),
+            nodes,
+            output: self.output(),
+        })
+    }
+
+    /// The f32 model file.
+    pub fn write_f32(&self) -> Result<Vec<u8>, TgmError> {
+        tgm::write_program(&self.program_f32()?)
+    }
+
+    /// Names of the graph inputs in ONNX: the part's input name (`z` or `x`) for the first,
+    /// `condition` for a second, `input{k}` after that.
+    pub fn onnx_input_names(&self) -> Vec<String> {
+        (0..self.inputs.len())
+            .map(|k| match k {
+                0 => input_name(self.part).to_owned(),
+                1 => "condition".to_owned(),
+                k => format!("input{k}"),
+            })
+            .collect()
+    }
+
+    /// The graph as f32 ONNX with standard operators (Gemm, Conv, ConvTranspose, the
+    /// activations, Exp, Add, Sub, Mul, Concat, Slice, Gather, Reshape). A flat tensor is
+    /// `[N, n]`, an image `[N, C, H, W]`; reshapes are inserted where an op needs the other rank.
+    pub fn to_onnx_f32(&self, name: &str) -> Result<Vec<u8>, OnnxError> {
+        let shapes = self.shapes()?;
+        let n_in = self.inputs.len();
+        let flat = |s: Shape| {
+            if s.h == 1 && s.w == 1 {
+                Rank::Flat
+            } else {
+                Rank::Image
+            }
+        };
+        let dims = |s: Shape, r: Rank| match r {
+            Rank::Flat => vec![s.len()],
+            Rank::Image => vec![s.c, s.h, s.w],
+        };
+        let mut b = Builder::default();
+        let mut names: Vec<String> = self.onnx_input_names();
+        let mut ranks: Vec<Rank> = self.inputs.iter().map(|&s| flat(s)).collect();
+        // Tensor `t` in rank `want`, through a Reshape when it has the other.
+        let in_rank = |b: &mut Builder, names: &[String], ranks: &[Rank], t: usize, want: Rank| {
+            if ranks[t] == want {
+                return names[t].clone();
+            }
+            let node = format!(
+                "{}.as_{}",
+                names[t],
+                if want == Rank::Flat { "flat" } else { "image" }
+            );
+            let shape = b.shape_init(&format!("{node}.shape"), &dims(shapes[t], want));
+            let doc = format!(
+                "{} to rank {}",
+                names[t],
+                if want == Rank::Flat { 2 } else { 4 }
+            );
+            b.node("Reshape", &node, &[&names[t], &shape], &node, vec![], &doc);
+            node
+        };
+        for (k, node) in self.nodes.iter().enumerate() {
+            let t = n_in + k;
+            let out = if t == self.output() {
+                output_name(self.part).to_owned()
+            } else {
+                format!("t{t}")
+            };
+            let a = node.input;
+            let doc = format!("node {k}: {}", node.op.name());
+            let node_name = format!("n{k}");
+            let rank = match &node.op {
+                Op::Layer(layer) => {
+                    let want = match layer {
+                        Layer::Dense { .. } => Some(Rank::Flat),
+                        Layer::Conv2d(_) | Layer::ConvTranspose2d(_) => Some(Rank::Image),
+                        _ => None,
+                    };
+                    let x = match want {
+                        Some(r) => in_rank(&mut b, &names, &ranks, a, r),
+                        None => names[a].clone(),
+                    };
+                    let out_rank = match layer {
+                        Layer::Dense { .. } => Rank::Flat,
+                        Layer::Conv2d(_) | Layer::ConvTranspose2d(_) => Rank::Image,
+                        Layer::Reshape { to } => flat(*to),
+                        _ => ranks[a],
+                    };
+                    let out_dims = dims(shapes[t], out_rank);
+                    emit_layer_node(&mut b, layer, &node_name, &x, &out, &out_dims, &doc);
+                    out_rank
+                }
+                Op::Exp => {
+                    b.node("Exp", &node_name, &[&names[a]], &out, vec![], &doc);
+                    ranks[a]
+                }
+                Op::Binary(_, operand) => {
+                    let op_type = node.op.name();
+                    let y = match operand {
+                        Operand::Tensor(t2) => in_rank(&mut b, &names, &ranks, *t2, ranks[a]),
+                        Operand::Channel(v) => {
+                            let vdims = match ranks[a] {
+                                Rank::Flat => vec![v.len()],
+                                Rank::Image => vec![v.len(), 1, 1],
+                            };
+                            b.init_f32(&format!("{node_name}.operand"), &vdims, v)
+                        }
+                    };
+                    b.node(op_type, &node_name, &[&names[a], &y], &out, vec![], &doc);
+                    ranks[a]
+                }
+                Op::Concat(t2) => {
+                    let y = in_rank(&mut b, &names, &ranks, *t2, ranks[a]);
+                    b.node(
+                        "Concat",
+                        &node_name,
+                        &[&names[a], &y],
+                        &out,
+                        vec![attr_int("axis", 1)],
+                        &doc,
+                    );
+                    ranks[a]
+                }
+                Op::Slice { first, len } => {
+                    let (start, end) = (*first as i64, (first + len) as i64);
+                    let starts = b.init_i64(&format!("{node_name}.starts"), &[1], &[start]);
+                    let ends = b.init_i64(&format!("{node_name}.ends"), &[1], &[end]);
+                    let axes = b.init_i64(&format!("{node_name}.axes"), &[1], &[1]);
+                    b.node(
+                        "Slice",
+                        &node_name,
+                        &[&names[a], &starts, &ends, &axes],
+                        &out,
+                        vec![],
+                        &doc,
+                    );
+                    ranks[a]
+                }
+                Op::Gather(index) => {
+                    let index: Vec<i64> = index.iter().map(|&i| i64::from(i)).collect();
+                    let idx = b.init_i64(&format!("{node_name}.index"), &[index.len()], &index);
+                    b.node(
+                        "Gather",
+                        &node_name,
+                        &[&names[a], &idx],
+                        &out,
+                        vec![attr_int("axis", 1)],
+                        &doc,
+                    );
+                    ranks[a]
+                }
+            };
+            names.push(out);
+            ranks.push(rank);
+        }
+        let endpoint = |t: usize| Endpoint {
+            name: names[t].clone(),
+            elem: ElemType::F32,
+            dims: dims(shapes[t], ranks[t]),
+        };
+        let inputs: Vec<Endpoint> = (0..n_in).map(endpoint).collect();
+        let output = endpoint(self.output());
+        let doc = format!(
+            "tinygen {:?} `{name}`, float32, a graph of {} nodes",
+            self.part,
+            self.nodes.len()
+        );
+        Ok(b.finish(
+            name,
+            &doc,
+            self.part,
+            self.output_range(),
+            &inputs,
+            std::slice::from_ref(&output),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Conv;
+
+    fn chain() -> Graph {
+        let convt = Conv {
+            in_ch: 2,
+            out_ch: 1,
+            kernel: (4, 4),
+            stride: (2, 2),
+            pad: (1, 1),
+            output_padding: (0, 0),
+            weight: (0..32).map(|i| i as f32 * 0.01 - 0.1).collect(),
+            bias: vec![0.05],
+        };
+        Graph {
+            part: Part::Generator,
+            input: Shape::flat(3),
+            layers: vec![
+                Layer::Dense {
+                    inputs: 3,
+                    outputs: 18,
+                    weight: (0..54).map(|i| (i as f32 * 0.37).sin()).collect(),
+                    bias: vec![0.1; 18],
+                },
+                Layer::Reshape {
+                    to: Shape::chw(2, 3, 3),
+                },
+                Layer::Relu,
+                Layer::ConvTranspose2d(convt),
+                Layer::Tanh,
+            ],
+        }
+    }
+
+    #[test]
+    fn a_chain_as_a_graph_writes_the_same_model_file() {
+        let g = chain();
+        let dag = Dag::from_chain(&g);
+        assert_eq!(dag.write_f32().unwrap(), tgm::write_f32(&g).unwrap());
+        assert_eq!(dag.output_range(), OutputRange::MinusOneOne);
+        assert_eq!(dag.shapes().unwrap(), g.shapes().unwrap());
+    }
+
+    #[test]
+    fn bad_nodes_are_named() {
+        let mut dag = Dag::from_chain(&chain());
+        dag.nodes.push(DagNode {
+            input: 5,
+            op: Op::Concat(7),
+        });
+        assert!(matches!(
+            dag.shapes(),
+            Err(GraphError::BadAttribute { layer: 5, .. })
+        ));
+        dag.nodes.pop();
+        dag.nodes.push(DagNode {
+            input: 5,
+            op: Op::Slice { first: 1, len: 1 },
+        });
+        assert!(matches!(
+            dag.shapes(),
+            Err(GraphError::ShapeMismatch {
+                layer: 5,
+                op: "Slice",
+                ..
+            })
+        ));
+        dag.nodes.pop();
+        dag.nodes.push(DagNode {
+            input: 5,
+            op: Op::Binary(Binary::Mul, Operand::Channel(vec![1.0, 2.0])),
+        });
+        assert!(matches!(
+            dag.shapes(),
+            Err(GraphError::ShapeMismatch { layer: 5, .. })
+        ));
+    }
+}
