@@ -36,21 +36,6 @@ pub struct Plan {
     pub peak: usize,
 }
 
-fn in_place(code: u8) -> bool {
-    matches!(
-        code,
-        format::OP_RELU
-            | format::OP_LEAKY_RELU
-            | format::OP_TANH
-            | format::OP_SIGMOID
-            | format::OP_EXP
-            | format::OP_LUT
-            | format::OP_ADD
-            | format::OP_SUB
-            | format::OP_MUL
-    )
-}
-
 fn align4(n: usize) -> usize {
     n.div_ceil(4) * 4
 }
@@ -104,7 +89,7 @@ pub fn plan(bytes: &[usize], inputs: usize, output: usize, ops: &[PlanOp]) -> Pl
         let members_done =
             || (0..n).all(|t| buffer_of[t] != root || t == op.output || last[t] <= time);
         let alias = is_view
-            || (in_place(op.code)
+            || (format::may_run_in_place(op.code)
                 && last[op.a] == time
                 && op.b.is_none_or(|b| buffer_of[b] != root)
                 && members_done());

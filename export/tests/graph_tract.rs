@@ -17,13 +17,13 @@ fn cases_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-cases"))
 }
 
-/// The graph inputs of seed `seed` as validation-case tensors.
-fn case_inputs(g: &Graph, x: &[Vec<f32>]) -> Vec<CaseTensor> {
+/// The graph inputs `x` as validation-case tensors named `names` (the model's input names).
+fn case_inputs(g: &Graph, names: &[String], x: &[Vec<f32>]) -> Vec<CaseTensor> {
     input_dims(g)
         .iter()
         .zip(x)
-        .enumerate()
-        .map(|(k, (d, v))| CaseTensor::f32(&format!("x{k}"), d, v.clone()))
+        .zip(names)
+        .map(|((d, v), n)| CaseTensor::f32(n, d, v.clone()))
         .collect()
 }
 
@@ -101,13 +101,7 @@ fn branched_graphs_match_tract_in_f32() {
                 let last = g.inputs.len() + g.ops.len() - 1;
                 let mut dims = vec![1];
                 dims.extend(&input_dims_of(shapes[last]));
-                let names = dag.onnx_input_names();
-                let inputs: Vec<CaseTensor> = input_dims(&g)
-                    .iter()
-                    .zip(&x)
-                    .zip(&names)
-                    .map(|((d, v), n)| CaseTensor::f32(n, d, v.clone()))
-                    .collect();
+                let inputs = case_inputs(&g, &dag.onnx_input_names(), &x);
                 let case = write_validation_case(
                     &cases_dir(),
                     &format!("graph_f32_{}", g.name),
@@ -170,7 +164,7 @@ fn branched_graphs_match_tract_bit_for_bit_in_int8() {
                     &cases_dir(),
                     &format!("graph_int8_{}", g.name),
                     &g.onnx_qdq(),
-                    &case_inputs(&g, &x),
+                    &case_inputs(&g, &["x0".to_owned(), "x1".to_owned()], &x),
                     &[
                         CaseTensor::f32(&format!("d{last}"), &dims, got.clone()),
                         CaseTensor::i8(&format!("q{last}"), &dims, q),

@@ -289,6 +289,15 @@ pub const OP_SLICE: u8 = 15;
 /// Op code: channels of input a picked by a constant index table (a fixed permutation).
 pub const OP_GATHER: u8 = 16;
 
+/// Whether an op may write its output exactly over its first input (when nothing reads that
+/// input afterwards): the element-wise ops. The exporter's planner and the parser both use it.
+pub const fn may_run_in_place(op: u8) -> bool {
+    matches!(
+        op,
+        OP_RELU | OP_LEAKY_RELU | OP_TANH | OP_SIGMOID | OP_EXP | OP_LUT | OP_ADD | OP_SUB | OP_MUL
+    )
+}
+
 /// Parameter of Add, Sub and Mul: the second operand is the tensor named by input b.
 pub const OPERAND_TENSOR: u32 = 0;
 /// Parameter of Add, Sub and Mul: the second operand is a per-channel `f32` vector (weight slot 0).

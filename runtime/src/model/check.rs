@@ -58,7 +58,7 @@ impl Model<'_> {
             {
                 continue;
             }
-            let in_place = step.op.in_place()
+            let in_place = format::may_run_in_place(step.code)
                 && index == step.a_index
                 && bytes == written
                 && t.last_reader == op

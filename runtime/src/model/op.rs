@@ -78,7 +78,8 @@ pub(super) enum Op<'a> {
 }
 
 impl Op<'_> {
-    /// True for ops that may write over their first input (see the format's docs).
+    /// True for ops that may write over their first input: the ops of
+    /// [`format::may_run_in_place`], read from the decoded op on the executor's hot path.
     pub(super) fn in_place(&self) -> bool {
         matches!(
             self,
