@@ -140,7 +140,7 @@ pub(crate) fn conv_transpose2d<M: Mac>(
     y: &mut [M::Y],
 ) {
     let Some(sz) = Sizes::of(g) else { return };
-    if sz.out_plane == 0 {
+    if sz.out_plane == 0 || g.out_w == 0 {
         return;
     }
     let (sh, sw, ph, pw) = (g.stride_h, g.stride_w, g.pad_h, g.pad_w);

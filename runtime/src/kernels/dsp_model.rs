@@ -61,11 +61,14 @@ fn pack_input<'b>(x: &[i8], zp: i32, buf: &'b mut [u32; PACKED_WORDS]) -> Option
     let groups = x.len() / 4;
     let packed = buf.get_mut(..groups * 2)?;
     let off = |v: i8| i16::try_from(i32::from(v) - zp).unwrap_or(0);
-    for (pw, xg) in packed.chunks_exact_mut(2).zip(x.chunks_exact(4)) {
-        if let ([a, b], [x0, x1, x2, x3]) = (pw, xg) {
-            *a = pack_pair(off(*x0), off(*x2));
-            *b = pack_pair(off(*x1), off(*x3));
-        }
+    for ([a, b], [x0, x1, x2, x3]) in packed
+        .as_chunks_mut::<2>()
+        .0
+        .iter_mut()
+        .zip(x.as_chunks::<4>().0)
+    {
+        *a = pack_pair(off(*x0), off(*x2));
+        *b = pack_pair(off(*x1), off(*x3));
     }
     Some(packed)
 }
@@ -74,17 +77,10 @@ fn pack_input<'b>(x: &[i8], zp: i32, buf: &'b mut [u32; PACKED_WORDS]) -> Option
 #[inline(always)]
 fn row_dot(row: &[i8], packed: &[u32]) -> i32 {
     let mut acc = 0i32;
-    for (wg, xp) in row.chunks_exact(4).zip(packed.chunks_exact(2)) {
-        if let ([w0, w1, w2, w3], [xa, xb]) = (wg, xp) {
-            let w = u32::from_le_bytes([
-                w0.cast_unsigned(),
-                w1.cast_unsigned(),
-                w2.cast_unsigned(),
-                w3.cast_unsigned(),
-            ]);
-            acc = smlad(sxtb16(w), *xa, acc);
-            acc = smlad(sxtb16_ror8(w), *xb, acc);
-        }
+    for (wg, [xa, xb]) in row.as_chunks::<4>().0.iter().zip(packed.as_chunks::<2>().0) {
+        let w = u32::from_le_bytes(wg.map(i8::cast_unsigned));
+        acc = smlad(sxtb16(w), *xa, acc);
+        acc = smlad(sxtb16_ror8(w), *xb, acc);
     }
     acc
 }
@@ -170,7 +166,10 @@ pub(crate) fn dense_i8_with(
     };
     let has_tail = !x_tail.is_empty();
     let (zp, lo, hi) = (rq.out_zero_point, i32::from(rq.min), i32::from(rq.max));
-    let Some(n4) = n.checked_mul(4) else { return };
+    // n > 0 from here on: the chunk sizes below are never zero (no panic path).
+    let (Some(n4), false) = (n.checked_mul(4), n == 0) else {
+        return;
+    };
     // Only as many rows as every per-channel array covers.
     let rows_total = y
         .len()
