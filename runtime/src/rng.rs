@@ -42,7 +42,8 @@ impl Rng {
     /// Uses `s` as the state directly. An all-zero state would only produce zeros, so it is
     /// replaced by the state `seed_from_u64(0)` gives.
     pub fn from_state(s: [u32; 4]) -> Self {
-        if s == [0; 4] {
+        // Word by word: an array comparison would bring `memcmp` into a firmware image.
+        if s.iter().all(|&w| w == 0) {
             return Self::seed_from_u64(0);
         }
         Rng { s, spare: None }

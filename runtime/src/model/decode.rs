@@ -86,7 +86,7 @@ impl<'a> Decoder<'a> {
             self.precision == Precision::Int8
         };
 
-        // The record is read once; its fields come out of the copy without further checks.
+        // The record is bounds-checked once; its fields come out of it without further checks.
         let rec = Fields::<{ format::RECORD_LEN }>::read(file, base)?;
         let code = rec.u8(record::OP);
         // Unused fields are zero: checked by the parse; a run decodes what the parse accepted.

@@ -34,20 +34,24 @@ pub(super) fn usize_to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A record (the header, a tensor or an op) read whole: its fields come out of the copy with no
+/// A record (the header, a tensor or an op) checked whole: its fields come out of it with no
 /// further bounds checks; `base` is its file offset, for errors.
-pub(super) struct Fields<const N: usize> {
-    bytes: [u8; N],
+pub(super) struct Fields<'a, const N: usize> {
+    bytes: &'a [u8; N],
     base: usize,
 }
 
-impl<const N: usize> Fields<N> {
-    /// Reads the `N` bytes at `base`.
-    pub(super) fn read(file: &[u8], base: usize) -> Result<Self, Error> {
-        Ok(Fields {
-            bytes: bytes_at::<N>(file, base)?,
-            base,
-        })
+impl<'a, const N: usize> Fields<'a, N> {
+    /// The `N` bytes at `base` (borrowed: a copy would cost a `memcpy` per record).
+    pub(super) fn read(file: &'a [u8], base: usize) -> Result<Self, Error> {
+        let end = base
+            .checked_add(N)
+            .ok_or(truncated(usize::MAX, file.len()))?;
+        let bytes = file
+            .get(base..end)
+            .and_then(|s| <&[u8; N]>::try_from(s).ok())
+            .ok_or(truncated(end, file.len()))?;
+        Ok(Fields { bytes, base })
     }
 
     pub(super) fn u8(&self, at: usize) -> u8 {
