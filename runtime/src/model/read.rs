@@ -58,17 +58,20 @@ impl<'a, const N: usize> Fields<'a, N> {
         self.bytes.get(at).copied().unwrap_or(0)
     }
 
+    /// The `M` bytes at `at` (zeros past the end, which the callers' constant offsets never reach).
+    fn array<const M: usize>(&self, at: usize) -> [u8; M] {
+        at.checked_add(M)
+            .and_then(|end| self.bytes.get(at..end))
+            .and_then(|s| <[u8; M]>::try_from(s).ok())
+            .unwrap_or([0; M])
+    }
+
     pub(super) fn u16(&self, at: usize) -> usize {
-        usize::from(u16::from_le_bytes([self.u8(at), self.u8(at + 1)]))
+        usize::from(u16::from_le_bytes(self.array(at)))
     }
 
     pub(super) fn u32(&self, at: usize) -> u32 {
-        u32::from_le_bytes([
-            self.u8(at),
-            self.u8(at + 1),
-            self.u8(at + 2),
-            self.u8(at + 3),
-        ])
+        u32::from_le_bytes(self.array(at))
     }
 
     /// A `u32` field as a `usize` (saturating on 16-bit targets).
