@@ -43,7 +43,7 @@ impl Rng {
     /// replaced by the state `seed_from_u64(0)` gives.
     pub fn from_state(s: [u32; 4]) -> Self {
         // Word by word: an array comparison would bring `memcmp` into a firmware image.
-        if s.iter().all(|&w| w == 0) {
+        if s[0] | s[1] | s[2] | s[3] == 0 {
             return Self::seed_from_u64(0);
         }
         Rng { s, spare: None }
