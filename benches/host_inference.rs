@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use tinygen_export::check::tract_onnx::prelude::{tvec, IntoTValue, Tensor};
 use tinygen_export::check::{max_diff, run_runtime, Load, Plan, Tract};
-use tinygen_export::graph::{Conv, Graph, Layer, Part, Shape};
+use tinygen_export::graph::{Conv, ConvSpec, Graph, Layer, Part, Shape};
 use tinygen_export::quant::{self, QuantOptions};
 use tinygen_export::tgm::{self, AlignedBytes};
 use tinygen_runtime::kernels::{self, ConvGeom};
@@ -49,12 +49,14 @@ fn dense(rng: &mut Rng, inputs: usize, outputs: usize) -> Layer {
 fn conv_t(rng: &mut Rng, in_ch: usize, out_ch: usize) -> Layer {
     let fan_in = (in_ch * 4) as f32;
     Layer::ConvTranspose2d(Conv {
-        in_ch,
-        out_ch,
-        kernel: (4, 4),
-        stride: (2, 2),
-        pad: (1, 1),
-        output_padding: (0, 0),
+        spec: ConvSpec {
+            in_ch,
+            out_ch,
+            kernel: (4, 4),
+            stride: (2, 2),
+            pad: (1, 1),
+            output_padding: (0, 0),
+        },
         weight: gaussian(rng, in_ch * out_ch * 16, (2.0 / fan_in).sqrt()),
         bias: gaussian(rng, out_ch, 0.01),
     })

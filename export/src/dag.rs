@@ -428,16 +428,18 @@ impl Dag {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::Conv;
+    use crate::graph::{Conv, ConvSpec};
 
     fn chain() -> Graph {
         let convt = Conv {
-            in_ch: 2,
-            out_ch: 1,
-            kernel: (4, 4),
-            stride: (2, 2),
-            pad: (1, 1),
-            output_padding: (0, 0),
+            spec: ConvSpec {
+                in_ch: 2,
+                out_ch: 1,
+                kernel: (4, 4),
+                stride: (2, 2),
+                pad: (1, 1),
+                output_padding: (0, 0),
+            },
             weight: (0..32).map(|i| i as f32 * 0.01 - 0.1).collect(),
             bias: vec![0.05],
         };

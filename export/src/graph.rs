@@ -8,7 +8,7 @@
 //! features is the shape `[n, 1, 1]`. The graph input is the latent vector `z`.
 
 use std::fmt;
-use tinygen_runtime::geometry::ConvGeometry;
+pub use tinygen_runtime::geometry::ConvSpec;
 pub use tinygen_runtime::vocab::{OutputRange, Part};
 
 /// Shape of one sample's activation: channels, height, width (row-major, CHW).
@@ -59,47 +59,13 @@ impl fmt::Display for Shape {
 /// Padding is symmetric (`pad` on both sides of each axis).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conv {
-    /// Input channels.
-    pub in_ch: usize,
-    /// Output channels.
-    pub out_ch: usize,
-    /// Kernel size `(kh, kw)`.
-    pub kernel: (usize, usize),
-    /// Stride `(sh, sw)`, each at least 1.
-    pub stride: (usize, usize),
-    /// Padding `(ph, pw)`, applied on both sides.
-    pub pad: (usize, usize),
-    /// Extra rows and columns added at the end of a transposed convolution's output
-    /// (ONNX `output_padding`); always `(0, 0)` for a plain convolution.
-    pub output_padding: (usize, usize),
+    /// Channels, kernel, stride and padding.
+    pub spec: ConvSpec,
     /// Weights: `[out_ch, in_ch, kh, kw]` for Conv2d, `[in_ch, out_ch, kh, kw]` for
     /// ConvTranspose2d (the ONNX layouts), row-major.
     pub weight: Vec<f32>,
     /// Bias, one per output channel.
     pub bias: Vec<f32>,
-}
-
-impl Conv {
-    /// Kernel, stride and padding as the runtime's [`ConvGeometry`], which owns the checks
-    /// and the output-size formulas.
-    pub fn geometry(&self) -> ConvGeometry {
-        ConvGeometry {
-            kernel: self.kernel,
-            stride: self.stride,
-            pad: self.pad,
-            output_padding: self.output_padding,
-        }
-    }
-
-    /// Output height and width of a plain convolution on an `h x w` input, if positive.
-    pub fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        self.geometry().conv_out(h, w)
-    }
-
-    /// Output height and width of a transposed convolution on an `h x w` input, if positive.
-    pub fn conv_transpose_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        self.geometry().conv_transpose_out(h, w)
-    }
 }
 
 /// One inference layer.
@@ -157,9 +123,16 @@ impl Layer {
             Layer::Dense {
                 inputs, outputs, ..
             } => inputs * outputs,
-            Layer::Conv2d(c) => output.h * output.w * c.out_ch * c.in_ch * c.kernel.0 * c.kernel.1,
+            Layer::Conv2d(c) => {
+                output.h
+                    * output.w
+                    * c.spec.out_ch
+                    * c.spec.in_ch
+                    * c.spec.kernel.0
+                    * c.spec.kernel.1
+            }
             Layer::ConvTranspose2d(c) => {
-                input.h * input.w * c.in_ch * c.out_ch * c.kernel.0 * c.kernel.1
+                input.h * input.w * c.spec.in_ch * c.spec.out_ch * c.spec.kernel.0 * c.spec.kernel.1
             }
             _ => 0,
         }
@@ -203,11 +176,12 @@ impl Layer {
             }
             Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
                 let transposed = matches!(self, Layer::ConvTranspose2d(_));
-                if input.c != c.in_ch {
-                    return Err(mismatch(format!("{} input channels", c.in_ch)));
+                if input.c != c.spec.in_ch {
+                    return Err(mismatch(format!("{} input channels", c.spec.in_ch)));
                 }
-                let (kh, kw) = c.kernel;
-                c.geometry()
+                let (kh, kw) = c.spec.kernel;
+                c.spec
+                    .geometry()
                     .check(transposed)
                     .map_err(|e| GraphError::BadAttribute {
                         layer: index,
@@ -217,14 +191,15 @@ impl Layer {
                     index,
                     "weight",
                     c.weight.len(),
-                    c.in_ch * c.out_ch * kh * kw,
+                    c.spec.in_ch * c.spec.out_ch * kh * kw,
                 )?;
-                check_len(index, "bias", c.bias.len(), c.out_ch)?;
+                check_len(index, "bias", c.bias.len(), c.spec.out_ch)?;
                 let (h, w) = c
+                    .spec
                     .geometry()
                     .output_size(transposed, input.h, input.w)
                     .ok_or_else(|| mismatch("a spatial size the kernel fits".into()))?;
-                Ok(Shape::chw(c.out_ch, h, w))
+                Ok(Shape::chw(c.spec.out_ch, h, w))
             }
             Layer::Relu | Layer::Tanh | Layer::Sigmoid => Ok(input),
             Layer::LeakyRelu { alpha } => {
@@ -389,12 +364,14 @@ mod tests {
 
     fn dcgan_like() -> Graph {
         let convt = |i: usize, o: usize| Conv {
-            in_ch: i,
-            out_ch: o,
-            kernel: (4, 4),
-            stride: (2, 2),
-            pad: (1, 1),
-            output_padding: (0, 0),
+            spec: ConvSpec {
+                in_ch: i,
+                out_ch: o,
+                kernel: (4, 4),
+                stride: (2, 2),
+                pad: (1, 1),
+                output_padding: (0, 0),
+            },
             weight: vec![0.0; i * o * 16],
             bias: vec![0.0; o],
         };
@@ -443,18 +420,20 @@ mod tests {
     #[test]
     fn conv_transpose_output_size_follows_onnx() {
         let c = Conv {
-            in_ch: 1,
-            out_ch: 1,
-            kernel: (3, 3),
-            stride: (2, 2),
-            pad: (1, 1),
-            output_padding: (1, 1),
+            spec: ConvSpec {
+                in_ch: 1,
+                out_ch: 1,
+                kernel: (3, 3),
+                stride: (2, 2),
+                pad: (1, 1),
+                output_padding: (1, 1),
+            },
             weight: vec![0.0; 9],
             bias: vec![0.0],
         };
         // 2 * (8 - 1) + 1 + 3 - 2 = 16
-        assert_eq!(c.conv_transpose_out(8, 8), Some((16, 16)));
+        assert_eq!(c.spec.conv_transpose_out(8, 8), Some((16, 16)));
         // (8 + 2 - 3) / 2 + 1 = 4
-        assert_eq!(c.conv_out(8, 8), Some((4, 4)));
+        assert_eq!(c.spec.conv_out(8, 8), Some((4, 4)));
     }
 }

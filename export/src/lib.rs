@@ -11,4 +11,4 @@ pub mod plan;
 pub mod quant;
 pub mod tgm;
 
-pub use graph::{Conv, Graph, GraphError, Layer, OutputRange, Part, Shape};
+pub use graph::{Conv, ConvSpec, Graph, GraphError, Layer, OutputRange, Part, Shape};

@@ -24,56 +24,12 @@
 
 use tinygen_runtime::model::{Activation as RtActivation, Model};
 
-use crate::graph::{Conv, Graph, GraphError, Layer, OutputRange, Part, Shape};
+use crate::graph::{Conv, ConvSpec, Graph, GraphError, Layer, OutputRange, Part, Shape};
 use crate::tgm::{self, AlignedBytes, TgmError};
 
 /// Quantisation of one int8 tensor, `real = scale * (q - zero_point)`: the runtime's
 /// [`tinygen_runtime::model::Quant`], with its `quantize` and `dequantize`.
 pub type QParams = tinygen_runtime::model::Quant;
-
-/// Geometry of a quantized convolution (as [`Conv`] without the f32 tensors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvAttrs {
-    /// Input channels.
-    pub in_ch: usize,
-    /// Output channels.
-    pub out_ch: usize,
-    /// Kernel `(kh, kw)`.
-    pub kernel: (usize, usize),
-    /// Stride `(sh, sw)`.
-    pub stride: (usize, usize),
-    /// Symmetric padding `(ph, pw)`.
-    pub pad: (usize, usize),
-    /// ConvTranspose output padding `(oh, ow)`; `(0, 0)` for Conv2d.
-    pub output_padding: (usize, usize),
-}
-
-impl ConvAttrs {
-    /// The geometry of an f32 convolution.
-    pub fn of(c: &Conv) -> Self {
-        ConvAttrs {
-            in_ch: c.in_ch,
-            out_ch: c.out_ch,
-            kernel: c.kernel,
-            stride: c.stride,
-            pad: c.pad,
-            output_padding: c.output_padding,
-        }
-    }
-
-    fn with_empty_tensors(&self) -> Conv {
-        Conv {
-            in_ch: self.in_ch,
-            out_ch: self.out_ch,
-            kernel: self.kernel,
-            stride: self.stride,
-            pad: self.pad,
-            output_padding: self.output_padding,
-            weight: Vec::new(),
-            bias: Vec::new(),
-        }
-    }
-}
 
 /// An elementwise activation that became a lookup table.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -177,14 +133,14 @@ pub enum QLayer {
     /// int8 Conv2d, `weight` `[out_ch, in_ch, kh, kw]`.
     Conv2d {
         /// Geometry.
-        conv: ConvAttrs,
+        conv: ConvSpec,
         /// The int8 tensors and constants.
         q: QLinear,
     },
     /// int8 ConvTranspose2d, `weight` `[in_ch, out_ch, kh, kw]`.
     ConvTranspose2d {
         /// Geometry.
-        conv: ConvAttrs,
+        conv: ConvSpec,
         /// The int8 tensors and constants.
         q: QLinear,
     },
@@ -241,9 +197,11 @@ impl QuantGraph {
                     bias: vec![0.0; q.bias.len()],
                 },
                 QLayer::Conv2d { conv, q } | QLayer::ConvTranspose2d { conv, q } => {
-                    let mut c = conv.with_empty_tensors();
-                    c.weight = vec![0.0; q.weight.len()];
-                    c.bias = vec![0.0; q.bias.len()];
+                    let c = Conv {
+                        spec: *conv,
+                        weight: vec![0.0; q.weight.len()],
+                        bias: vec![0.0; q.bias.len()],
+                    };
                     if matches!(layer, QLayer::Conv2d { .. }) {
                         Layer::Conv2d(c)
                     } else {
@@ -386,8 +344,8 @@ fn snap_up_7bit(x: f64) -> (i32, i32) {
 fn channel_of(layer: &Layer, index: usize) -> usize {
     match layer {
         Layer::Dense { inputs, .. } => index / inputs,
-        Layer::Conv2d(c) => index / (c.in_ch * c.kernel.0 * c.kernel.1),
-        Layer::ConvTranspose2d(c) => index / (c.kernel.0 * c.kernel.1) % c.out_ch,
+        Layer::Conv2d(c) => index / (c.spec.in_ch * c.spec.kernel.0 * c.spec.kernel.1),
+        Layer::ConvTranspose2d(c) => index / (c.spec.kernel.0 * c.spec.kernel.1) % c.spec.out_ch,
         _ => 0,
     }
 }
@@ -578,14 +536,8 @@ pub fn quantize(
                         outputs: *outputs,
                         q,
                     },
-                    Layer::Conv2d(c) => QLayer::Conv2d {
-                        conv: ConvAttrs::of(c),
-                        q,
-                    },
-                    Layer::ConvTranspose2d(c) => QLayer::ConvTranspose2d {
-                        conv: ConvAttrs::of(c),
-                        q,
-                    },
+                    Layer::Conv2d(c) => QLayer::Conv2d { conv: c.spec, q },
+                    Layer::ConvTranspose2d(c) => QLayer::ConvTranspose2d { conv: c.spec, q },
                     _ => unreachable!("matched above"),
                 });
                 if relu {

@@ -10,9 +10,10 @@ use std::ops::Deref;
 use tinygen_runtime::format::{self, header, record, tensor};
 use tinygen_runtime::model::{Model, Precision};
 
+use crate::graph::ConvSpec;
 use crate::graph::{Graph, GraphError, Layer, OutputRange, Part, Shape};
 use crate::plan::{self, PlanOp};
-use crate::quant::{ConvAttrs, QLayer, QLinear, QParams, QuantGraph};
+use crate::quant::{QLayer, QLinear, QParams, QuantGraph};
 
 /// Why a model file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +159,7 @@ pub fn gather_index(index: &[u16]) -> Vec<u8> {
     index.iter().flat_map(|k| k.to_le_bytes()).collect()
 }
 
-fn geometry(c: &ConvAttrs) -> [usize; 8] {
+fn geometry(c: &ConvSpec) -> [usize; 8] {
     [
         c.kernel.0,
         c.kernel.1,
@@ -428,7 +429,7 @@ pub fn layer_node(layer: &Layer, a: usize, output: usize) -> Node {
                 format::OP_CONV_TRANSPOSE2D
             };
             Node {
-                geometry: geometry(&ConvAttrs::of(c)),
+                geometry: geometry(&c.spec),
                 weights: vec![f32_bytes(&c.weight), f32_bytes(&c.bias)],
                 ..plain(op)
             }

@@ -15,7 +15,7 @@
 
 use tinygen_export::check::{batch_dims, rel_err, CheckError, Load, Plan, Tract};
 use tinygen_export::onnx::{self, export_f32, export_f32_per_layer, to_onnx_f32, OnnxModel};
-use tinygen_export::{Conv, Graph, Layer, Part, Shape};
+use tinygen_export::{Conv, ConvSpec, Graph, Layer, Part, Shape};
 use tinygen_testkit::reference::layer_f64;
 use tinygen_testkit::{write_validation_case, CaseTensor};
 
@@ -75,12 +75,14 @@ fn conv(
     };
     let s = 1.0 / (fan_in.max(1) as f32).sqrt();
     let c = Conv {
-        in_ch,
-        out_ch,
-        kernel,
-        stride,
-        pad,
-        output_padding,
+        spec: ConvSpec {
+            in_ch,
+            out_ch,
+            kernel,
+            stride,
+            pad,
+            output_padding,
+        },
         weight: rng.vec(in_ch * out_ch * kernel.0 * kernel.1, s),
         bias: rng.vec(out_ch, s),
     };

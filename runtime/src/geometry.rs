@@ -16,6 +16,71 @@ pub struct ConvGeometry {
     pub output_padding: (usize, usize),
 }
 
+/// A convolution layer's channels and geometry: everything but its weights. The trainer's
+/// layers, the exporter's graph and its quantised form describe a convolution with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConvSpec {
+    /// Input channels.
+    pub in_ch: usize,
+    /// Output channels.
+    pub out_ch: usize,
+    /// Kernel size `(kh, kw)`, each at least 1.
+    pub kernel: (usize, usize),
+    /// Stride `(sh, sw)`, each at least 1.
+    pub stride: (usize, usize),
+    /// Padding `(ph, pw)`, added on both sides of each axis.
+    pub pad: (usize, usize),
+    /// Extra rows and columns at the end of a transposed convolution's output, each smaller
+    /// than the stride (ONNX `output_padding`); `(0, 0)` for a plain convolution.
+    pub output_padding: (usize, usize),
+}
+
+impl ConvSpec {
+    /// Square kernel, stride and padding; no output padding.
+    pub const fn square(
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
+        let g = ConvGeometry::square(kernel, stride, pad);
+        ConvSpec::new(in_ch, out_ch, g)
+    }
+
+    /// Channels with a geometry.
+    pub const fn new(in_ch: usize, out_ch: usize, g: ConvGeometry) -> Self {
+        ConvSpec {
+            in_ch,
+            out_ch,
+            kernel: g.kernel,
+            stride: g.stride,
+            pad: g.pad,
+            output_padding: g.output_padding,
+        }
+    }
+
+    /// Kernel, stride and padding, which own the checks and the output-size formulas.
+    pub const fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            kernel: self.kernel,
+            stride: self.stride,
+            pad: self.pad,
+            output_padding: self.output_padding,
+        }
+    }
+
+    /// Output `(height, width)` of a plain convolution on an `h x w` input, if positive.
+    pub const fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        self.geometry().conv_out(h, w)
+    }
+
+    /// Output `(height, width)` of a transposed convolution on an `h x w` input, if positive.
+    pub const fn conv_transpose_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        self.geometry().conv_transpose_out(h, w)
+    }
+}
+
 /// Why a [`ConvGeometry`] cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GeometryError {

@@ -4,7 +4,7 @@
 
 use tinygen_export::quant::{self, QuantOptions};
 use tinygen_export::tgm::{self, AlignedBytes};
-use tinygen_export::{Conv, Graph, Layer, Part, Shape};
+use tinygen_export::{Conv, ConvSpec, Graph, Layer, Part, Shape};
 use tinygen_runtime::error::Error;
 use tinygen_runtime::format::{self, header, record, tensor};
 use tinygen_runtime::model::Model;
@@ -21,12 +21,14 @@ fn weights(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
 fn generator() -> Graph {
     let mut r = Rng::seed_from_u64(1);
     let conv = |r: &mut Rng, i: usize, o: usize, k: usize, s: usize, op: usize| Conv {
-        in_ch: i,
-        out_ch: o,
-        kernel: (k, k),
-        stride: (s, s),
-        pad: (1, 1),
-        output_padding: (op, op),
+        spec: ConvSpec {
+            in_ch: i,
+            out_ch: o,
+            kernel: (k, k),
+            stride: (s, s),
+            pad: (1, 1),
+            output_padding: (op, op),
+        },
         weight: weights(r, i * o * k * k, 0.4),
         bias: weights(r, o, 0.1),
     };

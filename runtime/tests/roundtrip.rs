@@ -4,7 +4,7 @@
 
 use tinygen_export::quant::{self, QLayer, QuantGraph, QuantOptions};
 use tinygen_export::tgm::{self, AlignedBytes};
-use tinygen_export::{Conv, Graph, Layer, Part, Shape};
+use tinygen_export::{Conv, ConvSpec, Graph, Layer, Part, Shape};
 use tinygen_runtime::kernels::{reference, ConvGeom, Requant};
 use tinygen_runtime::model::{Activation, Model, Precision};
 use tinygen_runtime::rng::Rng;
@@ -21,12 +21,14 @@ fn weights(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
 
 fn conv(rng: &mut Rng, i: usize, o: usize, k: usize, s: usize, p: usize, op: usize) -> Conv {
     Conv {
-        in_ch: i,
-        out_ch: o,
-        kernel: (k, k),
-        stride: (s, s),
-        pad: (p, p),
-        output_padding: (op, op),
+        spec: ConvSpec {
+            in_ch: i,
+            out_ch: o,
+            kernel: (k, k),
+            stride: (s, s),
+            pad: (p, p),
+            output_padding: (op, op),
+        },
         weight: weights(rng, i * o * k * k, 0.4),
         bias: weights(rng, o, 0.1),
     }
@@ -119,14 +121,14 @@ fn reference_f32(g: &Graph, z: &[f32]) -> Vec<Vec<f32>> {
         match layer {
             Layer::Dense { weight, bias, .. } => reference::dense_f32(weight, bias, &x, &mut y),
             Layer::Conv2d(c) => reference::conv2d_f32(
-                &geom(si, so, c.kernel, c.stride, c.pad),
+                &geom(si, so, c.spec.kernel, c.spec.stride, c.spec.pad),
                 &c.weight,
                 &c.bias,
                 &x,
                 &mut y,
             ),
             Layer::ConvTranspose2d(c) => reference::conv_transpose2d_f32(
-                &geom(si, so, c.kernel, c.stride, c.pad),
+                &geom(si, so, c.spec.kernel, c.spec.stride, c.spec.pad),
                 &c.weight,
                 &c.bias,
                 &x,

@@ -19,19 +19,21 @@ pub fn layer_f64(layer: &Layer, input: Shape, x: &[f64]) -> Vec<f64> {
             })
             .collect(),
         Layer::Conv2d(c) => {
-            let (oh, ow) = c.conv_out(input.h, input.w).unwrap();
-            let (kh, kw) = c.kernel;
-            let mut y = vec![0.0; c.out_ch * oh * ow];
-            for o in 0..c.out_ch {
+            let (oh, ow) = c.spec.conv_out(input.h, input.w).unwrap();
+            let (kh, kw) = c.spec.kernel;
+            let mut y = vec![0.0; c.spec.out_ch * oh * ow];
+            for o in 0..c.spec.out_ch {
                 for i in 0..oh {
                     for j in 0..ow {
                         let mut acc = c.bias[o] as f64;
-                        for ci in 0..c.in_ch {
+                        for ci in 0..c.spec.in_ch {
                             for a in 0..kh {
                                 for b in 0..kw {
                                     // input row = i*s + a - pad, skipped where outside
-                                    let r = (i * c.stride.0 + a) as isize - c.pad.0 as isize;
-                                    let q = (j * c.stride.1 + b) as isize - c.pad.1 as isize;
+                                    let r =
+                                        (i * c.spec.stride.0 + a) as isize - c.spec.pad.0 as isize;
+                                    let q =
+                                        (j * c.spec.stride.1 + b) as isize - c.spec.pad.1 as isize;
                                     if r < 0
                                         || q < 0
                                         || r >= input.h as isize
@@ -39,7 +41,8 @@ pub fn layer_f64(layer: &Layer, input: Shape, x: &[f64]) -> Vec<f64> {
                                     {
                                         continue;
                                     }
-                                    let w = c.weight[((o * c.in_ch + ci) * kh + a) * kw + b] as f64;
+                                    let w = c.weight[((o * c.spec.in_ch + ci) * kh + a) * kw + b]
+                                        as f64;
                                     acc +=
                                         w * x[(ci * input.h + r as usize) * input.w + q as usize];
                                 }
@@ -54,26 +57,28 @@ pub fn layer_f64(layer: &Layer, input: Shape, x: &[f64]) -> Vec<f64> {
         Layer::ConvTranspose2d(c) => {
             // scatter: input (ci, r, q) adds w[ci, o, a, b] * x to output (r*s + a - pad, q*s + b - pad);
             // output_padding only extends the output at the end (bottom, right).
-            let (oh, ow) = c.conv_transpose_out(input.h, input.w).unwrap();
-            let (kh, kw) = c.kernel;
-            let mut y = vec![0.0; c.out_ch * oh * ow];
-            for o in 0..c.out_ch {
+            let (oh, ow) = c.spec.conv_transpose_out(input.h, input.w).unwrap();
+            let (kh, kw) = c.spec.kernel;
+            let mut y = vec![0.0; c.spec.out_ch * oh * ow];
+            for o in 0..c.spec.out_ch {
                 y[o * oh * ow..(o + 1) * oh * ow].fill(c.bias[o] as f64);
             }
-            for ci in 0..c.in_ch {
+            for ci in 0..c.spec.in_ch {
                 for r in 0..input.h {
                     for q in 0..input.w {
                         let v = x[(ci * input.h + r) * input.w + q];
-                        for o in 0..c.out_ch {
+                        for o in 0..c.spec.out_ch {
                             for a in 0..kh {
                                 for b in 0..kw {
-                                    let i = (r * c.stride.0 + a) as isize - c.pad.0 as isize;
-                                    let j = (q * c.stride.1 + b) as isize - c.pad.1 as isize;
+                                    let i =
+                                        (r * c.spec.stride.0 + a) as isize - c.spec.pad.0 as isize;
+                                    let j =
+                                        (q * c.spec.stride.1 + b) as isize - c.spec.pad.1 as isize;
                                     if i < 0 || j < 0 || i >= oh as isize || j >= ow as isize {
                                         continue;
                                     }
-                                    let w =
-                                        c.weight[((ci * c.out_ch + o) * kh + a) * kw + b] as f64;
+                                    let w = c.weight[((ci * c.spec.out_ch + o) * kh + a) * kw + b]
+                                        as f64;
                                     y[(o * oh + i as usize) * ow + j as usize] += w * v;
                                 }
                             }

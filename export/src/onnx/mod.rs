@@ -362,7 +362,14 @@ fn summary(graph: &Graph, r: &Range<usize>) -> String {
 fn describe_conv(c: &Conv) -> String {
     format!(
         "{}->{} k{}x{} s{}x{} p{}x{}",
-        c.in_ch, c.out_ch, c.kernel.0, c.kernel.1, c.stride.0, c.stride.1, c.pad.0, c.pad.1
+        c.spec.in_ch,
+        c.spec.out_ch,
+        c.spec.kernel.0,
+        c.spec.kernel.1,
+        c.spec.stride.0,
+        c.spec.stride.1,
+        c.spec.pad.0,
+        c.spec.pad.1
     )
 }
 
@@ -375,8 +382,8 @@ pub(crate) fn describe_layer(layer: &Layer) -> String {
         Layer::ConvTranspose2d(c) => format!(
             "ConvTranspose2d {} op{}x{}",
             describe_conv(c),
-            c.output_padding.0,
-            c.output_padding.1
+            c.spec.output_padding.0,
+            c.spec.output_padding.1
         ),
         Layer::LeakyRelu { alpha } => format!("LeakyRelu {alpha}"),
         Layer::Reshape { to } => format!("Reshape {to}"),
@@ -436,12 +443,22 @@ pub(crate) fn emit_layer_node(
         Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
             let transposed = matches!(layer, Layer::ConvTranspose2d(_));
             let wdims = if transposed {
-                [c.in_ch, c.out_ch, c.kernel.0, c.kernel.1]
+                [
+                    c.spec.in_ch,
+                    c.spec.out_ch,
+                    c.spec.kernel.0,
+                    c.spec.kernel.1,
+                ]
             } else {
-                [c.out_ch, c.in_ch, c.kernel.0, c.kernel.1]
+                [
+                    c.spec.out_ch,
+                    c.spec.in_ch,
+                    c.spec.kernel.0,
+                    c.spec.kernel.1,
+                ]
             };
             let w = b.init_f32(&format!("{node}.weight"), &wdims, &c.weight);
-            let bias = b.init_f32(&format!("{node}.bias"), &[c.out_ch], &c.bias);
+            let bias = b.init_f32(&format!("{node}.bias"), &[c.spec.out_ch], &c.bias);
             let op = if transposed { "ConvTranspose" } else { "Conv" };
             b.node(
                 op,
@@ -474,11 +491,11 @@ pub(crate) fn emit_layer_node(
 pub(crate) fn conv_attrs(c: &Conv, transposed: bool) -> Vec<AttributeProto> {
     let pair = |a: usize, b: usize| [a, b].iter().map(|&v| v as i64).collect::<Vec<_>>();
     let mut attrs = vec![
-        attr_ints("kernel_shape", pair(c.kernel.0, c.kernel.1)),
-        attr_ints("strides", pair(c.stride.0, c.stride.1)),
+        attr_ints("kernel_shape", pair(c.spec.kernel.0, c.spec.kernel.1)),
+        attr_ints("strides", pair(c.spec.stride.0, c.spec.stride.1)),
         attr_ints(
             "pads",
-            [c.pad.0, c.pad.1, c.pad.0, c.pad.1]
+            [c.spec.pad.0, c.spec.pad.1, c.spec.pad.0, c.spec.pad.1]
                 .iter()
                 .map(|&v| v as i64)
                 .collect(),
@@ -489,7 +506,7 @@ pub(crate) fn conv_attrs(c: &Conv, transposed: bool) -> Vec<AttributeProto> {
     if transposed {
         attrs.push(attr_ints(
             "output_padding",
-            pair(c.output_padding.0, c.output_padding.1),
+            pair(c.spec.output_padding.0, c.spec.output_padding.1),
         ));
     }
     attrs

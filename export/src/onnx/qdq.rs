@@ -27,7 +27,8 @@ use super::{
     OnnxModel, Plan, Rank,
 };
 use crate::graph::Conv;
-use crate::quant::{Activation, ConvAttrs, QLayer, QLinear, QParams, QuantGraph};
+use crate::graph::ConvSpec;
+use crate::quant::{Activation, QLayer, QLinear, QParams, QuantGraph};
 
 /// Options of the QDQ writer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -301,12 +302,7 @@ fn emit_qdq_layer(
             let x = b.in_rank(&plan.plan, i, Rank::Image, &input);
             let xf = dequantize_activation(b, &node, &x, ql.input);
             let c = Conv {
-                in_ch: conv.in_ch,
-                out_ch: conv.out_ch,
-                kernel: conv.kernel,
-                stride: conv.stride,
-                pad: conv.pad,
-                output_padding: conv.output_padding,
+                spec: *conv,
                 weight: Vec::new(),
                 bias: Vec::new(),
             };
@@ -378,7 +374,7 @@ fn emit_qdq_layer(
     Ok(())
 }
 
-fn describe(c: &ConvAttrs) -> String {
+fn describe(c: &ConvSpec) -> String {
     format!(
         "{}->{} k{}x{} s{}x{} p{}x{} op{}x{}",
         c.in_ch,

@@ -4,87 +4,22 @@
 use ndarray::{Array1, Array4, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
-use tinygen_runtime::geometry::ConvGeometry;
-
 use super::Param;
 use crate::gemm::gemm;
 use crate::init;
 
-/// Sizes of a convolution: channels, kernel, stride, symmetric padding and (for a
-/// transposed convolution) output padding, in the PyTorch / ONNX sense.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvSpec {
-    /// Input channels.
-    pub in_ch: usize,
-    /// Output channels.
-    pub out_ch: usize,
-    /// `(kh, kw)`, each at least 1.
-    pub kernel: (usize, usize),
-    /// `(sh, sw)`, each at least 1.
-    pub stride: (usize, usize),
-    /// `(ph, pw)`, added on both sides.
-    pub pad: (usize, usize),
-    /// `(oph, opw)`, extra rows / columns at the end of a transposed convolution's output;
-    /// each smaller than the stride. Always `(0, 0)` for [`Conv2d`].
-    pub output_padding: (usize, usize),
+pub use tinygen_runtime::geometry::ConvSpec;
+
+/// Weights per output channel of a plain convolution with `channels` inputs (`channels * kh *
+/// kw`).
+fn patch(spec: &ConvSpec, channels: usize) -> usize {
+    channels * spec.kernel.0 * spec.kernel.1
 }
 
-impl ConvSpec {
-    /// Square kernel, stride and padding; no output padding.
-    pub fn square(in_ch: usize, out_ch: usize, kernel: usize, stride: usize, pad: usize) -> Self {
-        ConvSpec {
-            in_ch,
-            out_ch,
-            kernel: (kernel, kernel),
-            stride: (stride, stride),
-            pad: (pad, pad),
-            output_padding: (0, 0),
-        }
-    }
-
-    /// Kernel, stride and padding as the runtime's [`ConvGeometry`], which owns the checks
-    /// and the output-size formulas.
-    pub fn geometry(&self) -> ConvGeometry {
-        ConvGeometry {
-            kernel: self.kernel,
-            stride: self.stride,
-            pad: self.pad,
-            output_padding: self.output_padding,
-        }
-    }
-
-    /// Output size of a plain convolution on `h x w`, if the kernel fits.
-    pub fn conv_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        self.geometry().conv_out(h, w)
-    }
-
-    /// Output size of a transposed convolution on `h x w`, if positive.
-    pub fn conv_transpose_out(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        self.geometry().conv_transpose_out(h, w)
-    }
-
-    /// Weights per output channel of a plain convolution (`in_ch * kh * kw`).
-    fn patch(&self, channels: usize) -> usize {
-        channels * self.kernel.0 * self.kernel.1
-    }
-
-    fn check(&self, transposed: bool) {
-        assert!(
-            self.kernel.0 > 0 && self.kernel.1 > 0 && self.stride.0 > 0 && self.stride.1 > 0,
-            "convolution kernel and stride must be at least 1: {self:?}"
-        );
-        if transposed {
-            assert!(
-                self.output_padding.0 < self.stride.0 && self.output_padding.1 < self.stride.1,
-                "output_padding must be smaller than the stride: {self:?}"
-            );
-        } else {
-            assert_eq!(
-                self.output_padding,
-                (0, 0),
-                "output_padding is only for ConvTranspose2d"
-            );
-        }
+/// Panics with the geometry's own message if `spec` cannot be used (a layer built in code).
+fn check(spec: &ConvSpec, transposed: bool) {
+    if let Err(e) = spec.geometry().check(transposed) {
+        panic!("{e}: {spec:?}");
     }
 }
 
@@ -280,7 +215,7 @@ impl Conv2d {
     /// PyTorch's default initialisation (uniform in `±1/sqrt(in_ch * kh * kw)`).
     pub fn new<R: Rng + ?Sized>(spec: ConvSpec, bias: bool, rng: &mut R) -> Self {
         let mut l = Self::zeros(spec, bias);
-        let fan_in = spec.patch(spec.in_ch);
+        let fan_in = patch(&spec, spec.in_ch);
         init::torch_default(slice_mut(&mut l.weight), fan_in, rng);
         if let Some(b) = l.bias.as_mut() {
             init::torch_default(b.as_slice_mut().expect("standard layout"), fan_in, rng);
@@ -290,7 +225,7 @@ impl Conv2d {
 
     /// All weights zero.
     pub fn zeros(spec: ConvSpec, bias: bool) -> Self {
-        spec.check(false);
+        check(&spec, false);
         let shape = (spec.out_ch, spec.in_ch, spec.kernel.0, spec.kernel.1);
         Conv2d {
             spec,
@@ -425,7 +360,7 @@ impl ConvTranspose2d {
     /// convolution's weight `[in, out, kh, kw]` from its second axis, `out_ch * kh * kw`.
     pub fn new<R: Rng + ?Sized>(spec: ConvSpec, bias: bool, rng: &mut R) -> Self {
         let mut l = Self::zeros(spec, bias);
-        let fan_in = spec.patch(spec.out_ch);
+        let fan_in = patch(&spec, spec.out_ch);
         init::torch_default(slice_mut(&mut l.weight), fan_in, rng);
         if let Some(b) = l.bias.as_mut() {
             init::torch_default(b.as_slice_mut().expect("standard layout"), fan_in, rng);
@@ -435,7 +370,7 @@ impl ConvTranspose2d {
 
     /// All weights zero.
     pub fn zeros(spec: ConvSpec, bias: bool) -> Self {
-        spec.check(true);
+        check(&spec, true);
         let shape = (spec.in_ch, spec.out_ch, spec.kernel.0, spec.kernel.1);
         ConvTranspose2d {
             spec,

@@ -805,12 +805,7 @@ fn export_conv(
     b: Option<&ndarray::Array1<f32>>,
 ) -> tinygen_export::Conv {
     tinygen_export::Conv {
-        in_ch: spec.in_ch,
-        out_ch: spec.out_ch,
-        kernel: spec.kernel,
-        stride: spec.stride,
-        pad: spec.pad,
-        output_padding: spec.output_padding,
+        spec: *spec,
         weight: w.iter().copied().collect(),
         bias: b.map_or_else(|| vec![0.0; spec.out_ch], |b| b.to_vec()),
     }
@@ -834,13 +829,13 @@ fn fold_batchnorm(prev: &mut Layer, bn: &BatchNorm) {
         }
         // [out, in, kh, kw]: output channel o owns a contiguous block.
         Layer::Conv2d(c) => {
-            let inner = c.in_ch * c.kernel.0 * c.kernel.1;
+            let inner = c.spec.in_ch * c.spec.kernel.0 * c.spec.kernel.1;
             (&mut c.weight, &mut c.bias, (1, inner))
         }
         // [in, out, kh, kw]: output channel o owns block o within each input channel.
         Layer::ConvTranspose2d(c) => {
-            let inner = c.kernel.0 * c.kernel.1;
-            (&mut c.weight, &mut c.bias, (c.in_ch, inner))
+            let inner = c.spec.kernel.0 * c.spec.kernel.1;
+            (&mut c.weight, &mut c.bias, (c.spec.in_ch, inner))
         }
         _ => unreachable!("only Dense and convolutions are foldable"),
     };

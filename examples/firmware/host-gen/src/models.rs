@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use tinygen_export::{Conv, Graph, Layer, Part, Shape};
+use tinygen_export::{Conv, ConvSpec, Graph, Layer, Part, Shape};
 use tinygen_runtime::model::Model;
 use tinygen_runtime::rng::Rng;
 
@@ -57,12 +57,14 @@ fn blob_dense(rng: &mut SplitMix, inputs: usize, side: usize, gain: f32) -> Laye
 fn conv_t(rng: &mut SplitMix, in_ch: usize, out_ch: usize, std: f32) -> Layer {
     let a = std * 3f32.sqrt();
     Layer::ConvTranspose2d(Conv {
-        in_ch,
-        out_ch,
-        kernel: (4, 4),
-        stride: (2, 2),
-        pad: (1, 1),
-        output_padding: (0, 0),
+        spec: ConvSpec {
+            in_ch,
+            out_ch,
+            kernel: (4, 4),
+            stride: (2, 2),
+            pad: (1, 1),
+            output_padding: (0, 0),
+        },
         weight: (0..in_ch * out_ch * 16)
             .map(|_| a * rng.uniform())
             .collect(),
@@ -142,9 +144,11 @@ fn calibration(latent: usize) -> Vec<Vec<f32>> {
 /// Multiply-accumulates of one inference and elements of the largest activation (the input
 /// included), from the ops of a file `Model::parse` accepted.
 fn layer_stats(model: &Model<'_>) -> (usize, usize) {
-    model.ops().fold((0, model.input_shape().len()), |(macs, largest), op| {
-        (macs + op.macs, largest.max(op.output.len()))
-    })
+    model
+        .ops()
+        .fold((0, model.input_shape().len()), |(macs, largest), op| {
+            (macs + op.macs, largest.max(op.output.len()))
+        })
 }
 
 /// Runs the model file on the host with the firmware's seed and writes `<name>.tgm` / `.rs`.
