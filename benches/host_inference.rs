@@ -49,14 +49,7 @@ fn dense(rng: &mut Rng, inputs: usize, outputs: usize) -> Layer {
 fn conv_t(rng: &mut Rng, in_ch: usize, out_ch: usize) -> Layer {
     let fan_in = (in_ch * 4) as f32;
     Layer::ConvTranspose2d(Conv {
-        spec: ConvSpec {
-            in_ch,
-            out_ch,
-            kernel: (4, 4),
-            stride: (2, 2),
-            pad: (1, 1),
-            output_padding: (0, 0),
-        },
+        spec: ConvSpec::square(in_ch, out_ch, 4, 2, 1),
         weight: gaussian(rng, in_ch * out_ch * 16, (2.0 / fan_in).sqrt()),
         bias: gaussian(rng, out_ch, 0.01),
     })

@@ -432,14 +432,7 @@ mod tests {
 
     fn chain() -> Graph {
         let convt = Conv {
-            spec: ConvSpec {
-                in_ch: 2,
-                out_ch: 1,
-                kernel: (4, 4),
-                stride: (2, 2),
-                pad: (1, 1),
-                output_padding: (0, 0),
-            },
+            spec: ConvSpec::square(2, 1, 4, 2, 1),
             weight: (0..32).map(|i| i as f32 * 0.01 - 0.1).collect(),
             bias: vec![0.05],
         };

@@ -364,14 +364,7 @@ mod tests {
 
     fn dcgan_like() -> Graph {
         let convt = |i: usize, o: usize| Conv {
-            spec: ConvSpec {
-                in_ch: i,
-                out_ch: o,
-                kernel: (4, 4),
-                stride: (2, 2),
-                pad: (1, 1),
-                output_padding: (0, 0),
-            },
+            spec: ConvSpec::square(i, o, 4, 2, 1),
             weight: vec![0.0; i * o * 16],
             bias: vec![0.0; o],
         };

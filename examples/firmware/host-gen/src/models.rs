@@ -57,14 +57,7 @@ fn blob_dense(rng: &mut SplitMix, inputs: usize, side: usize, gain: f32) -> Laye
 fn conv_t(rng: &mut SplitMix, in_ch: usize, out_ch: usize, std: f32) -> Layer {
     let a = std * 3f32.sqrt();
     Layer::ConvTranspose2d(Conv {
-        spec: ConvSpec {
-            in_ch,
-            out_ch,
-            kernel: (4, 4),
-            stride: (2, 2),
-            pad: (1, 1),
-            output_padding: (0, 0),
-        },
+        spec: ConvSpec::square(in_ch, out_ch, 4, 2, 1),
         weight: (0..in_ch * out_ch * 16)
             .map(|_| a * rng.uniform())
             .collect(),
