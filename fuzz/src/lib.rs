@@ -3,7 +3,6 @@
 //! which must succeed (with its second input, if it has one).
 
 use tinygen_runtime::model::Model;
-use tinygen_runtime::rng::Rng;
 
 /// Largest arena the targets allocate; bigger models are parsed but not run.
 const MAX_ARENA: usize = 1 << 24;
@@ -25,25 +24,5 @@ pub fn parse_and_run(file: &[u8]) {
     if model.arena_bytes() > MAX_ARENA || model.output_len() > MAX_ARENA {
         return;
     }
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut out = vec![0f32; model.output_len()];
-    let z = vec![0.25f32; model.latent_len()];
-    match model.condition_len() {
-        Some(n) => {
-            let mut condition = vec![0f32; n];
-            condition[0] = 1.0;
-            model
-                .run_conditional(&z, &condition, &mut arena, &mut out)
-                .expect("a parsed model runs");
-        }
-        None => {
-            model
-                .run(&z, &mut arena, &mut out)
-                .expect("a parsed model runs");
-            let mut px = vec![0u8; model.output_len()];
-            model
-                .generate_u8(&mut Rng::seed_from_u64(1), &mut arena, &mut px)
-                .expect("a parsed model generates");
-        }
-    }
+    tinygen_testkit::files::run_parsed(&model, 0.25);
 }

@@ -18,9 +18,17 @@ pub fn parse_and_run(bytes: &[u8]) -> Result<(), Error> {
         "a file this small cannot need {} bytes",
         model.arena_bytes()
     );
+    run_parsed(&model, 0.5);
+    Ok(())
+}
+
+/// Runs a parsed model with an arena of exactly `arena_bytes()` and every latent element
+/// `z` (with a one-hot second input if it has one), then generates from it when it has one
+/// input: neither may fail.
+pub fn run_parsed(model: &Model<'_>, z: f32) {
     let mut arena = vec![0u8; model.arena_bytes()];
     let mut out = vec![0f32; model.output_len()];
-    let z = vec![0.5f32; model.latent_len()];
+    let z = vec![z; model.latent_len()];
     match model.condition_len() {
         Some(n) => {
             let mut condition = vec![0f32; n];
@@ -36,10 +44,9 @@ pub fn parse_and_run(bytes: &[u8]) -> Result<(), Error> {
             let mut px = vec![0u8; model.output_len()];
             model
                 .generate_u8(&mut Rng::seed_from_u64(3), &mut arena, &mut px)
-                .expect("and generates");
+                .expect("a parsed model generates");
         }
     }
-    Ok(())
 }
 
 /// Recomputes the header's CRC, so that a test reaches the structural checks behind it.
