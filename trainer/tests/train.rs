@@ -53,7 +53,7 @@ fn config(kind: ModelKind, epochs: u64, splits: &Splits) -> TrainConfig {
             model.d_hidden = vec![128, 64];
         }
         ModelKind::Dcgan | ModelKind::VaeConv => model.channels = 16,
-        ModelKind::Vae => {}
+        ModelKind::Vae | ModelKind::Flow => {}
     }
     TrainConfig {
         model,
