@@ -69,7 +69,12 @@ fn random_actnorm(dim: usize, seed: u64) -> ActNorm {
 }
 
 fn rel(got: &Array2<f32>, want: &Array2<f32>) -> f64 {
-    rel_err(got.as_slice().unwrap(), want.as_slice().unwrap()).unwrap()
+    assert_eq!(got.dim(), want.dim());
+    let (g, w): (Vec<f32>, Vec<f32>) = (
+        got.iter().copied().collect(),
+        want.iter().copied().collect(),
+    );
+    rel_err(&g, &w).unwrap()
 }
 
 #[test]
@@ -99,7 +104,8 @@ fn every_layer_and_the_whole_flow_invert() {
         let (z, _, _) = flow.forward(&x);
         let e = rel(&flow.inverse(&z), &x);
         assert!(e <= INVERSE_REL_TOL, "flow D={dim}: x -> z -> x {e:e}");
-        let e = rel(&flow.forward(&flow.inverse(&x)).0, &x);
+        let back = flow.inverse(&x);
+        let e = rel(&flow.forward(&back).0, &x);
         assert!(e <= INVERSE_REL_TOL, "flow D={dim}: z -> x -> z {e:e}");
     }
 }
@@ -124,13 +130,15 @@ fn jacobian(x: &[f32], h: f32, mut f: impl FnMut(&Array2<f32>) -> Array2<f32>) -
 
 /// ln|det J| by finite differences against the flow's summed log-determinant, D = 6.
 ///
-/// Step `h = 4e-3`: each Jacobian entry carries a truncation error `h²/6 · f''' ≈ 3e-6` and a
-/// rounding error `≈ 6e-8 · |y| / (2h) ≈ 2e-5` (outputs of size up to ~3); with a Jacobian of
-/// condition number below ~10, `δ ln|det J| = tr(J⁻¹ δJ)` stays below about `6 · 10 · 2e-5 ≈ 1e-3`.
-/// The same holds for the whole density path `v -> z` including the logit transform, on `v` in
-/// [0.1, 0.9] where its derivative is at most ~10.
+/// Step `h = 4e-3`: each Jacobian entry carries a truncation error `h²/6 · f‴ ≈ 3e-6` and a
+/// rounding error of about `6e-8 · |y| / (2h) ≈ 2e-5` (outputs of size up to ~3, rounded once in
+/// f32). `δ ln|det J| = tr(J⁻¹ δJ)` sums 36 such errors of random sign weighted by `J⁻¹` (entries
+/// of size about 1 here), about `6 · 2e-5 ≈ 1e-4`; seen: at most 6e-5. The same holds for the
+/// whole density path `v -> z` including the logit transform, on `v` in [0.1, 0.9] where its
+/// derivative is at most ~11 and `J⁻¹` correspondingly smaller.
 const LOG_DET_H: f32 = 4e-3;
-const LOG_DET_TOL: f64 = 2e-3;
+/// Allowed |ln|det J| - log_det|: five times the estimate above.
+const LOG_DET_TOL: f64 = 5e-4;
 
 #[test]
 fn log_det_is_that_of_the_finite_difference_jacobian() {
@@ -142,6 +150,7 @@ fn log_det_is_that_of_the_finite_difference_jacobian() {
         let j = jacobian(row.as_slice().unwrap(), LOG_DET_H, |x| flow.forward(x).0);
         let numeric = j.determinant().abs().ln();
         let got = f64::from(log_det[i]);
+        eprintln!("flow row {i}: log|det J| {got:.6}, finite differences {numeric:.6}");
         assert!(
             (numeric - got).abs() <= LOG_DET_TOL,
             "row {i}: flow log|det J| {got} vs finite differences {numeric}"
@@ -532,9 +541,9 @@ fn flow_learns_the_digits_deterministically() {
     let ra = train(a.path(), cfg.clone());
     let test: Vec<f64> = ra.iter().map(|r| bits_per_dim(&r.test)).collect();
     eprintln!("test bits/dim: untrained {bpd:.3}, after each epoch {test:.3?}");
-    // Four epochs (96 steps) take the test bits/dim from about 6 down to about 3 on the
-    // 17-level digits; requiring a fall every epoch and by a third overall fails a flow that
-    // does not learn.
+    // Four epochs (96 steps) take the test bits/dim from about 10 (untrained) to under 6 on
+    // the 17-level digits; requiring a fall every epoch and by a third overall fails a flow
+    // that does not learn.
     assert!(test.windows(2).all(|w| w[1] < w[0]), "{test:?}");
     assert!(test[test.len() - 1] < 0.67 * bpd, "{bpd} -> {test:?}");
 

@@ -10,7 +10,7 @@
 //! network output cannot overflow `exp`). The inverse reads `x_a = y_a` and recomputes `s` and `t`
 //! from it: `x_b = (y_b - t) ⊙ exp(-s)`.
 
-use ndarray::{concatenate, s, Array1, Array2, Axis, Zip};
+use ndarray::{s, Array1, Array2, ArrayView2, Axis, Zip};
 use rand::Rng;
 
 use crate::nn::{Activation, Caches, Linear, Mode, Param, Sequential};
@@ -37,6 +37,14 @@ pub struct CouplingCache {
     tanh_s: Array2<f32>,
     /// `(batch, d_b)`: `exp(s)`.
     exp_s: Array2<f32>,
+}
+
+/// `[a, b]` along the features, in standard layout.
+fn concat(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    let mut out = Array2::zeros((a.nrows(), a.ncols() + b.ncols()));
+    out.slice_mut(s![.., ..a.ncols()]).assign(&a);
+    out.slice_mut(s![.., a.ncols()..]).assign(&b);
+    out
 }
 
 /// A generator for [`Sequential::forward`]: the MLP has no dropout, so it draws nothing.
@@ -113,7 +121,7 @@ impl AffineCoupling {
             .and(&x_b)
             .and(&exp_s)
             .for_each(|y, &xb, &e| *y += xb * e);
-        let y = concatenate(Axis(1), &[x.slice(s![.., ..d_a]), y_b.view()]).expect("same rows");
+        let y = concat(x.slice(s![.., ..d_a]), y_b.view());
         let cache = CouplingCache {
             net,
             x_b,
@@ -136,7 +144,7 @@ impl AffineCoupling {
             .and(&tanh_s)
             .and_broadcast(&self.scale)
             .for_each(|x, &t, &th, &c| *x = (*x - t) * (-c * th).exp());
-        concatenate(Axis(1), &[y.slice(s![.., ..d_a]), x_b.view()]).expect("same rows")
+        concat(y.slice(s![.., ..d_a]), x_b.view())
     }
 
     /// Consumes the cache: given `d_y` `(batch, D)` and `d_log_det` `(batch)` (the loss's
@@ -175,13 +183,13 @@ impl AffineCoupling {
             .and(&tanh_s)
             .and_broadcast(&self.scale)
             .for_each(|d, &th, &c| *d *= c * (1.0 - th * th));
-        let d_h = concatenate(Axis(1), &[d_raw.view(), d_yb]).expect("same rows");
+        let d_h = concat(d_raw.view(), d_yb);
         let d_xa = self.net.backward(net, d_h.into_dyn());
         let mut d_xa = d_xa
             .into_dimensionality::<ndarray::Ix2>()
             .expect("the MLP starts with a Linear layer");
         d_xa += &d_y.slice(s![.., ..d_a]);
-        concatenate(Axis(1), &[d_xa.view(), d_xb.view()]).expect("same rows")
+        concat(d_xa.view(), d_xb.view())
     }
 
     /// Parameters: the MLP's (`net.fc1.weight`, ...) and `scale`.

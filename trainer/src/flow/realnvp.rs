@@ -55,13 +55,22 @@ impl Permutation {
 
     /// `y[:, i] = x[:, index[i]]`.
     pub fn forward(&self, x: &Array2<f32>) -> Array2<f32> {
-        x.select(Axis(1), &self.index)
+        gather(x, &self.index)
     }
 
     /// `x[:, index[i]] = y[:, i]`; also the backward of [`Permutation::forward`].
     pub fn inverse(&self, y: &Array2<f32>) -> Array2<f32> {
-        y.select(Axis(1), &self.inverse)
+        gather(y, &self.inverse)
     }
+}
+
+/// `out[:, i] = x[:, index[i]]`, in standard layout.
+fn gather(x: &Array2<f32>, index: &[usize]) -> Array2<f32> {
+    let mut out = Array2::zeros((x.nrows(), index.len()));
+    for (mut o, row) in out.rows_mut().into_iter().zip(x.rows()) {
+        o.iter_mut().zip(index).for_each(|(o, &i)| *o = row[i]);
+    }
+    out
 }
 
 /// One step: actnorm, coupling, then a permutation unless it is the last step.
