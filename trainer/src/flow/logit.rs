@@ -4,7 +4,8 @@
 //!
 //! # From pixels to the flow's input, and back
 //! A pixel `p ∈ {0, ..., 255}` (`p = round(255 x)` of an image `x` in `[0, 1]`) is dequantized to
-//! `v = (p + u) / 256` with `u ~ U[0, 1)`, so `v ∈ [0, 1)`, and mapped to
+//! `v = (p + u) / 256` with `u ~ U[0, 1)`, so `v ∈ [0, 1)` (f32 rounding may give the bin's upper
+//! edge, at most `v = 1`, where the logit is still finite), and mapped to
 //! `y = logit(α + (1 - 2α) v)`, which keeps `y` finite (`|y| <= logit(1 - α)`). With
 //! `q = α + (1 - 2α) v`, each dimension contributes `log |dy/dv| = log(1 - 2α) - log q - log(1 - q)`.
 //! The generative direction is `v = (sigmoid(y) - α) / (1 - 2α)`.
@@ -133,5 +134,33 @@ impl LogitTransform {
             }
         }
         d_v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_uniform_density_scores_eight_bits_per_dimension() {
+        // p_V = 1 on [0, 1)^D: -log p_V = 0, NLL = D ln 256, bits/dim = D ln 256 / (D ln 2) = 8.
+        let (nll, bpd) = discrete_nll(0.0, 784);
+        assert!((nll - 784.0 * 256f64.ln()).abs() < 1e-9);
+        assert!((bpd - 8.0).abs() < 1e-12, "{bpd}");
+    }
+
+    #[test]
+    fn dequantized_pixels_stay_in_their_bin() {
+        // v = (p + u) / 256 with u in [0, 1): p <= 256 v <= p + 1 for every level p (the upper
+        // edge only by f32 rounding).
+        let x = Array2::from_shape_fn((4, 256), |(_, p)| p as f32 / 255.0);
+        let v = dequantize(x.view(), &mut rand::rngs::StdRng::seed_from_u64(3));
+        for row in v.rows() {
+            for (p, &v) in row.iter().enumerate() {
+                let w = f64::from(v) * LEVELS;
+                assert!(p as f64 <= w && w <= p as f64 + 1.0, "level {p}: v = {v}");
+            }
+        }
     }
 }
