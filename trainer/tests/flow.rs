@@ -222,11 +222,16 @@ fn compare(label: &str, i: usize, num: f64, ana: f32, failures: &mut Vec<String>
     }
 }
 
+/// `x -> (y, log_det)`.
+type Forward<L> = fn(&mut L, &Array2<f32>) -> (Array2<f32>, Array1<f32>);
+/// `(x, d_y, d_log_det) -> d_x`, adding the parameter gradients.
+type Backward<L> = fn(&mut L, &Array2<f32>, &Array2<f32>, &Array1<f32>) -> Array2<f32>;
+
 /// A layer under test: its forward `x -> (y, log_det)`, its backward (recomputing the forward
 /// for the cache) `(x, d_y, d_log_det) -> d_x`, and its parameters.
 struct Layer<L> {
-    forward: fn(&mut L, &Array2<f32>) -> (Array2<f32>, Array1<f32>),
-    backward: fn(&mut L, &Array2<f32>, &Array2<f32>, &Array1<f32>) -> Array2<f32>,
+    forward: Forward<L>,
+    backward: Backward<L>,
     params: fn(&mut L) -> Vec<Param<'_>>,
 }
 
@@ -577,4 +582,37 @@ fn flow_learns_the_digits_deterministically() {
     };
     let e = rel(&got, &trained.flow.sample(z.view(), 1.0));
     assert!(e <= EXPORT_REL_TOL, "trained flow exported: {e:e}");
+}
+
+#[test]
+fn flow_settings_are_checked() {
+    let good = ModelConfig::defaults(ModelKind::Flow, 8, 8);
+    assert_eq!((good.latent, good.couplings), (64, 8));
+    assert!(Model::new(&good, &mut rng(0)).is_ok());
+    let bad = [
+        ModelConfig {
+            latent: 20,
+            ..good.clone()
+        },
+        ModelConfig {
+            hidden: vec![64, 64],
+            ..good.clone()
+        },
+        ModelConfig {
+            couplings: 0,
+            ..good.clone()
+        },
+        ModelConfig {
+            logit_alpha: 0.5,
+            ..good.clone()
+        },
+    ];
+    for cfg in bad {
+        let err = Model::new(&cfg, &mut rng(0)).unwrap_err().to_string();
+        assert!(err.contains("flow") || err.contains("alpha"), "{err}");
+    }
+    // The generator has branches: a chain is refused with a pointer to the graph form.
+    let model = Model::new(&good, &mut rng(0)).unwrap();
+    assert!(model.graph(tinygen_export::Part::Generator).is_err());
+    assert!(model.dag(tinygen_export::Part::Generator).is_ok());
 }

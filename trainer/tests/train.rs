@@ -237,7 +237,12 @@ fn same_seed_gives_the_same_losses_bit_for_bit() {
 
 #[test]
 fn resume_after_interruption_equals_uninterrupted_run() {
-    for kind in [ModelKind::Vae, ModelKind::Gan, ModelKind::Dcgan] {
+    for kind in [
+        ModelKind::Vae,
+        ModelKind::Gan,
+        ModelKind::Dcgan,
+        ModelKind::Flow,
+    ] {
         let splits = tinygen_trainer::data::builtin_digits().unwrap();
         let mut cfg = config(kind, 3, &splits);
         if kind == ModelKind::Gan {

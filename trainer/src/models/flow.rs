@@ -24,6 +24,43 @@ const EVAL_CHUNK: usize = 500;
 /// Name prefix of the flow's tensors in a checkpoint (`flow.s0.actnorm.scale`).
 const PREFIX: &str = "flow.";
 
+impl ModelConfig {
+    /// The flow's settings: latent = pixels (at most 65,536), one hidden width, at least one
+    /// coupling, `logit_alpha` in `(0, 0.5)`.
+    pub(super) fn validate_flow(&self) -> Result<(), ModelError> {
+        let bad = |what: String| Err(ModelError::BadConfig(what));
+        let p = self.pixels();
+        if self.latent != p {
+            return bad(format!(
+                "a flow's latent is its image: --latent must be {p} (height x width), got {}",
+                self.latent
+            ));
+        }
+        if p < 2 || p > usize::from(u16::MAX) + 1 {
+            return bad(format!(
+                "a flow needs between 2 and 65536 pixels (its permutations export as 16-bit \
+                 tables), got {p}"
+            ));
+        }
+        if self.hidden.len() != 1 {
+            return bad(format!(
+                "a flow takes one hidden width (its couplings' MLPs), got {:?}",
+                self.hidden
+            ));
+        }
+        if self.couplings == 0 {
+            return bad("a flow needs at least one coupling".into());
+        }
+        if !(self.logit_alpha > 0.0 && self.logit_alpha < 0.5) {
+            return bad(format!(
+                "the logit alpha must be in (0, 0.5), got {}",
+                self.logit_alpha
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A RealNVP model with its optimiser.
 #[derive(Debug, Clone)]
 pub struct Flow {
