@@ -41,7 +41,7 @@ pub fn tiny_config(kind: ModelKind, epochs: u64, limit_train: Option<usize>) -> 
             model.d_hidden = vec![128, 64];
         }
         ModelKind::Dcgan | ModelKind::VaeConv => model.channels = 8,
-        ModelKind::Vae => {}
+        ModelKind::Vae | ModelKind::Flow => {}
     }
     TrainConfig {
         model,

@@ -2,6 +2,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod eval;
+pub mod flow;
 pub mod gemm;
 pub mod image;
 pub mod init;

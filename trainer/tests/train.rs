@@ -53,7 +53,7 @@ fn config(kind: ModelKind, epochs: u64, splits: &Splits) -> TrainConfig {
             model.d_hidden = vec![128, 64];
         }
         ModelKind::Dcgan | ModelKind::VaeConv => model.channels = 16,
-        ModelKind::Vae => {}
+        ModelKind::Vae | ModelKind::Flow => {}
     }
     TrainConfig {
         model,
@@ -237,7 +237,12 @@ fn same_seed_gives_the_same_losses_bit_for_bit() {
 
 #[test]
 fn resume_after_interruption_equals_uninterrupted_run() {
-    for kind in [ModelKind::Vae, ModelKind::Gan, ModelKind::Dcgan] {
+    for kind in [
+        ModelKind::Vae,
+        ModelKind::Gan,
+        ModelKind::Dcgan,
+        ModelKind::Flow,
+    ] {
         let splits = tinygen_trainer::data::builtin_digits().unwrap();
         let mut cfg = config(kind, 3, &splits);
         if kind == ModelKind::Gan {

@@ -1,4 +1,4 @@
-//! The generative models: `vae`, `vae-conv`, `gan`, `dcgan` and `vaegan`.
+//! The generative models: `vae`, `vae-conv`, `gan`, `dcgan`, `vaegan` and `flow`.
 //!
 //! A [`Model`] owns its networks (as [`Sequential`]s) and their optimisers. It takes one training
 //! step on a batch ([`Model::train_step`]), evaluates a test set ([`Model::evaluate`]), generates
@@ -8,6 +8,7 @@
 //! Parameter names follow a PyTorch module with attributes `enc`, `dec`, `gen`, `disc`
 //! (`dec.fc1.weight`), so the safetensors checkpoint loads into such a module by name.
 
+mod flow;
 mod gan;
 pub mod likelihood;
 mod vae;
@@ -20,6 +21,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
+use tinygen_export::dag::Dag;
 use tinygen_export::{Graph, Part};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
@@ -28,6 +30,7 @@ use crate::loss::GanLoss;
 use crate::nn::{NnError, Sequential};
 use crate::optim::{Adam, OptimState, Optimizer, StateTensor};
 
+pub use flow::Flow;
 pub use gan::Gan;
 pub use vae::Vae;
 pub use vaegan::VaeGan;
@@ -50,16 +53,20 @@ pub enum ModelKind {
     /// VAE whose decoder is also a GAN generator.
     #[serde(rename = "vaegan")]
     VaeGan,
+    /// RealNVP normalizing flow (exact likelihood).
+    #[serde(rename = "flow")]
+    Flow,
 }
 
 impl ModelKind {
     /// Every kind, in the order the command line lists them.
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Vae,
         ModelKind::VaeConv,
         ModelKind::Gan,
         ModelKind::Dcgan,
         ModelKind::VaeGan,
+        ModelKind::Flow,
     ];
 
     /// The name used on the command line and in checkpoints.
@@ -70,6 +77,7 @@ impl ModelKind {
             ModelKind::Gan => "gan",
             ModelKind::Dcgan => "dcgan",
             ModelKind::VaeGan => "vaegan",
+            ModelKind::Flow => "flow",
         }
     }
 
@@ -96,9 +104,9 @@ impl ModelKind {
     }
 
     /// The range the model's output (and so its training data) lies in: `[0, 1]` for the VAEs
-    /// (sigmoid), `[-1, 1]` for the GANs (tanh).
+    /// (sigmoid) and the flow (8-bit pixels), `[-1, 1]` for the GANs (tanh).
     pub fn pixel_range(self) -> PixelRange {
-        if self.is_vae() {
+        if self.is_vae() || self == ModelKind::Flow {
             PixelRange::ZeroOne
         } else {
             PixelRange::MinusOneOne
@@ -119,7 +127,9 @@ impl FromStr for ModelKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown model {s:?}; expected one of vae, vae-conv, gan, dcgan, vaegan")
+                format!(
+                    "unknown model {s:?}; expected one of vae, vae-conv, gan, dcgan, vaegan, flow"
+                )
             })
     }
 }
@@ -234,6 +244,21 @@ pub struct ModelConfig {
     /// features (0: pixels only). Absent from run configs written before it existed.
     #[serde(default)]
     pub feature_weight: f32,
+    /// Flow: coupling layers (each with an actnorm; the hidden width is `hidden[0]`). Absent
+    /// from run configs written before the flow existed.
+    #[serde(default = "default_couplings")]
+    pub couplings: usize,
+    /// Flow: `α` of the logit transform `logit(α + (1 - 2α) x)`, in `(0, 0.5)`.
+    #[serde(default = "default_logit_alpha")]
+    pub logit_alpha: f32,
+}
+
+fn default_couplings() -> usize {
+    8
+}
+
+fn default_logit_alpha() -> f32 {
+    0.05
 }
 
 impl ModelConfig {
@@ -246,6 +271,8 @@ impl ModelConfig {
             width,
             latent: match kind {
                 ModelKind::Gan | ModelKind::Dcgan => 100,
+                // A flow's latent is the image itself.
+                ModelKind::Flow => height * width,
                 _ => 20,
             },
             // vaegan: two hidden layers, which the adversarial term turns into a large gain
@@ -253,6 +280,7 @@ impl ModelConfig {
             hidden: match kind {
                 ModelKind::Gan => vec![256, 512, 1024],
                 ModelKind::VaeGan => vec![512, 512],
+                ModelKind::Flow => vec![256],
                 _ => vec![400],
             },
             d_hidden: vec![512, 256],
@@ -275,6 +303,8 @@ impl ModelConfig {
             ema: None,
             adv_weight: 1.0,
             feature_weight: 0.0,
+            couplings: default_couplings(),
+            logit_alpha: default_logit_alpha(),
         }
     }
 
@@ -297,6 +327,9 @@ impl ModelConfig {
         }
         if self.hidden.contains(&0) || self.d_hidden.contains(&0) {
             return bad("hidden widths must be at least 1".into());
+        }
+        if self.kind == ModelKind::Flow {
+            self.validate_flow()?;
         }
         if self.channels == 0 {
             return bad("--channels must be at least 1".into());
@@ -369,6 +402,14 @@ pub enum ModelError {
         /// The part asked for.
         part: Part,
     },
+    /// The part is a graph with branches (the flow's generator): see [`Model::dag`].
+    #[error("the {kind} model's {part:?} has branches; lower it with Model::dag")]
+    NotAChain {
+        /// The model.
+        kind: ModelKind,
+        /// The part asked for.
+        part: Part,
+    },
     /// The networks do not fit together (a bug or an impossible size).
     #[error(transparent)]
     Nn(#[from] NnError),
@@ -436,6 +477,8 @@ pub enum Model {
     Gan(Gan),
     /// `vaegan`.
     VaeGan(VaeGan),
+    /// `flow`.
+    Flow(Flow),
 }
 
 impl Model {
@@ -446,6 +489,7 @@ impl Model {
             ModelKind::Vae | ModelKind::VaeConv => Model::Vae(Vae::new(cfg, rng)?),
             ModelKind::Gan | ModelKind::Dcgan => Model::Gan(Gan::new(cfg, rng)?),
             ModelKind::VaeGan => Model::VaeGan(VaeGan::new(cfg, rng)?),
+            ModelKind::Flow => Model::Flow(Flow::new(cfg, rng)?),
         })
     }
 
@@ -455,6 +499,7 @@ impl Model {
             Model::Vae(m) => &m.cfg,
             Model::Gan(m) => &m.cfg,
             Model::VaeGan(m) => &m.vae.cfg,
+            Model::Flow(m) => &m.cfg,
         }
     }
 
@@ -474,6 +519,7 @@ impl Model {
             Model::Vae(_) => vae::NAMES,
             Model::Gan(_) => gan::NAMES,
             Model::VaeGan(_) => vaegan::NAMES,
+            Model::Flow(_) => flow::NAMES,
         }
     }
 
@@ -489,6 +535,7 @@ impl Model {
             Model::Vae(m) => m.train_step(x, info, rng),
             Model::Gan(m) => m.train_step(x, rng),
             Model::VaeGan(m) => m.train_step(x, info, rng),
+            Model::Flow(m) => m.train_step(x, rng),
         }
     }
 
@@ -498,6 +545,7 @@ impl Model {
             Model::Vae(m) => m.evaluate(x, rng),
             Model::Gan(m) => m.evaluate(x, rng),
             Model::VaeGan(m) => m.evaluate(x, rng),
+            Model::Flow(m) => m.evaluate(x, rng),
         }
     }
 
@@ -508,6 +556,7 @@ impl Model {
             Model::Vae(m) => m.decode(z),
             Model::Gan(m) => m.generate(z),
             Model::VaeGan(m) => m.generate(z),
+            Model::Flow(m) => m.generate(z),
         }
     }
 
@@ -515,7 +564,7 @@ impl Model {
     pub fn reconstruct(&mut self, x: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
         match self {
             Model::Vae(m) => Some(m.reconstruct(x)),
-            Model::Gan(_) => None,
+            Model::Gan(_) | Model::Flow(_) => None,
             Model::VaeGan(m) => Some(m.vae.reconstruct(x)),
         }
     }
@@ -525,7 +574,7 @@ impl Model {
     pub fn sampling_vae(&self) -> Option<Vae> {
         match self {
             Model::Vae(m) => Some(m.clone()),
-            Model::Gan(_) => None,
+            Model::Gan(_) | Model::Flow(_) => None,
             Model::VaeGan(m) => Some(m.sampling_vae()),
         }
     }
@@ -536,6 +585,7 @@ impl Model {
             Model::Vae(_) => &[Part::Generator, Part::Encoder],
             Model::Gan(_) => &[Part::Generator, Part::Discriminator],
             Model::VaeGan(_) => &[Part::Generator, Part::Encoder, Part::Discriminator],
+            Model::Flow(_) => &[Part::Generator],
         }
     }
 
@@ -552,7 +602,17 @@ impl Model {
             (Model::Gan(m), Part::Generator) => m.generator_graph(),
             (Model::Gan(m), Part::Discriminator) => m.discriminator_graph(),
             (Model::VaeGan(m), Part::Discriminator) => m.discriminator_graph(),
+            (Model::Flow(_), Part::Generator) => Err(ModelError::NotAChain { kind, part }),
             _ => Err(ModelError::NoSuchPart { kind, part }),
+        }
+    }
+
+    /// Lowers `part` to a graph with branches: the flow's generator as itself, every chain
+    /// ([`Model::graph`]) as a graph without branches.
+    pub fn dag(&self, part: Part) -> Result<Dag, ModelError> {
+        match (self, part) {
+            (Model::Flow(m), Part::Generator) => m.generator_dag(),
+            _ => Ok(Dag::from_chain(&self.graph(part)?)),
         }
     }
 
@@ -565,6 +625,7 @@ impl Model {
             Model::Vae(m) => m.save(&mut t, &mut steps),
             Model::Gan(m) => m.save(&mut t, &mut steps),
             Model::VaeGan(m) => m.save(&mut t, &mut steps),
+            Model::Flow(m) => m.save(&mut t, &mut steps),
         }
         (t, steps)
     }
@@ -580,6 +641,7 @@ impl Model {
             Model::Vae(m) => m.load(ck, with_optim),
             Model::Gan(m) => m.load(ck, with_optim),
             Model::VaeGan(m) => m.load(ck, with_optim),
+            Model::Flow(m) => m.load(ck, with_optim),
         }
     }
 }
@@ -639,6 +701,21 @@ fn load_adam(
     seq: &mut Sequential,
     ck: &mut Checkpoint,
 ) -> Result<(), ModelError> {
+    let params: Vec<(String, usize)> = seq
+        .parameters()
+        .iter()
+        .map(|p| (p.name.clone(), p.value.len()))
+        .collect();
+    load_adam_params(group, opt, &params, ck)
+}
+
+/// [`load_adam`] for the parameters `(name, length)` of any model.
+fn load_adam_params(
+    group: &str,
+    opt: &mut Adam,
+    params: &[(String, usize)],
+    ck: &mut Checkpoint,
+) -> Result<(), ModelError> {
     let key = optim_step_key(group);
     let step: u64 = match ck.metadata.get(&key) {
         Some(v) => v.parse().map_err(|_| {
@@ -659,11 +736,11 @@ fn load_adam(
         return Ok(());
     }
     let mut tensors = Vec::new();
-    for p in seq.parameters() {
+    for (name, len) in params {
         for k in ADAM_KEYS {
-            let data = ck.take(&format!("optim.{}.{k}", p.name), &[p.value.len()])?;
+            let data = ck.take(&format!("optim.{name}.{k}"), &[*len])?;
             tensors.push(StateTensor {
-                param: p.name.clone(),
+                param: name.clone(),
                 key: k,
                 data,
             });
