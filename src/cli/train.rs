@@ -28,6 +28,8 @@ pub enum ModelArg {
     Dcgan,
     /// VAE whose decoder is also a GAN generator, with an MLP discriminator.
     Vaegan,
+    /// RealNVP normalizing flow (affine couplings with MLPs, actnorm; exact likelihood).
+    Flow,
 }
 
 impl From<ModelArg> for ModelKind {
@@ -38,6 +40,7 @@ impl From<ModelArg> for ModelKind {
             ModelArg::Gan => ModelKind::Gan,
             ModelArg::Dcgan => ModelKind::Dcgan,
             ModelArg::Vaegan => ModelKind::VaeGan,
+            ModelArg::Flow => ModelKind::Flow,
         }
     }
 }
@@ -69,7 +72,8 @@ pub enum LossArg {
 #[command(after_help = "\
 Writes into the run folder (--out): config.json, checkpoint.safetensors (every epoch, atomically),
 metrics.csv and metrics.jsonl (train and test metrics per epoch), samples_epoch_NNN.png and
-samples.png (fixed latents), and for VAEs reconstructions_epoch_NNN.png and reconstructions.png.
+samples.png (fixed latents), for VAEs reconstructions_epoch_NNN.png and reconstructions.png, for
+a flow samples_temperature_epoch_NNN.png and samples_temperature.png (the latents at --temperature).
 Ctrl-C saves a checkpoint and stops; --resume continues exactly where it stopped.
 
 Examples:
@@ -77,7 +81,8 @@ Examples:
   tinygen train vae --data builtin:digits --epochs 20  # built-in UCI 8x8 digits (fast)
   tinygen train vae --data ~/mnist --epochs 10 --threads 1
   tinygen train dcgan --data ~/mnist --ema 0.999 --out runs/dcgan
-  tinygen train vae --data ~/mnist --epochs 20 --resume   # continue runs/vae to 20 epochs")]
+  tinygen train vae --data ~/mnist --epochs 20 --resume   # continue runs/vae to 20 epochs
+  tinygen train flow --data ~/mnist --couplings 8 --hidden 256 --temperature 0.7")]
 pub struct Args {
     /// Which model to train.
     #[arg(value_enum)]
@@ -107,7 +112,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Images per step. Default: 128 for vae and vae-conv, 64 for the GANs and vaegan.
+    /// Images per step. Default: 128 for vae, vae-conv and flow, 64 for the GANs and vaegan.
     #[arg(long, value_name = "B")]
     pub batch_size: Option<usize>,
 
@@ -129,12 +134,13 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
 
-    /// Latent dimension. Default: 20 for the VAEs, 100 for the GANs.
+    /// Latent dimension. Default: 20 for the VAEs, 100 for the GANs; a flow's is its image.
     #[arg(long, value_name = "N", help_heading = "Model")]
     pub latent: Option<usize>,
 
     /// Hidden widths, comma separated: the VAE encoder (the decoder mirrors it; default 400,
-    /// for vaegan 512,512) or the MLP GAN generator (default 256,512,1024).
+    /// for vaegan 512,512), the MLP GAN generator (default 256,512,1024) or a flow's coupling
+    /// networks (one width, default 256).
     #[arg(
         long,
         value_name = "N,N,..",
@@ -202,6 +208,18 @@ pub struct Args {
     /// (Larsen et al. 2016), beside the pixel reconstruction; 0 turns it off.
     #[arg(long, value_name = "W", default_value_t = 0.0, help_heading = "GAN")]
     pub feature_weight: f32,
+
+    /// Affine coupling layers (each after an actnorm, with a fixed permutation between them).
+    #[arg(long, value_name = "N", default_value_t = 8, help_heading = "Flow")]
+    pub couplings: usize,
+
+    /// alpha of the logit transform logit(alpha + (1 - 2 alpha) x) of the dequantized pixels.
+    #[arg(long, value_name = "A", default_value_t = 0.05, help_heading = "Flow")]
+    pub logit_alpha: f32,
+
+    /// Temperature of the second sample grid: latents drawn from N(0, T^2).
+    #[arg(long, value_name = "T", default_value_t = 0.7, help_heading = "Flow")]
+    pub temperature: f32,
 }
 
 impl Args {
@@ -238,6 +256,9 @@ impl Args {
         m.ema = self.ema;
         m.adv_weight = self.adv_weight;
         m.feature_weight = self.feature_weight;
+        m.couplings = self.couplings;
+        m.logit_alpha = self.logit_alpha;
+        m.temperature = self.temperature;
         m
     }
 }

@@ -6,7 +6,9 @@
 //! - `checkpoint.safetensors`: the latest checkpoint (weights, BatchNorm statistics, optimiser
 //!   state, EMA weights; metadata: kind, epoch, step, configuration),
 //! - `metrics.csv` and `metrics.jsonl`: one row per epoch, train and test,
-//! - `samples_epoch_NNN.png` and `samples.png`: images from fixed latents after every epoch,
+//! - `samples_epoch_NNN.png` and `samples.png`: images from fixed latents after every epoch;
+//!   for a flow also `samples_temperature_epoch_NNN.png` and `samples_temperature.png`, the same
+//!   latents at its sampling temperature,
 //! - `reconstructions_epoch_NNN.png` and `reconstructions.png` (VAEs): test images and their
 //!   reconstructions side by side.
 //!
@@ -458,6 +460,14 @@ impl Run {
             &grid,
         )?;
         image::write_png(&self.dir.join("samples.png"), &grid)?;
+        if let Some(cool) = self.model.generate_at_temperature(z.view()) {
+            let grid = image::grid(cool.view(), h, w, &opts)?;
+            image::write_png(
+                &self.dir.join(format!("samples_temperature_epoch_{epoch:03}.png")),
+                &grid,
+            )?;
+            image::write_png(&self.dir.join("samples_temperature.png"), &grid)?;
+        }
         let n = RECON_COUNT.min(test.len());
         if n > 0 {
             let originals = test.images.slice(s![..n, ..]);

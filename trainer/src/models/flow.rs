@@ -51,6 +51,12 @@ impl ModelConfig {
         if self.couplings == 0 {
             return bad("a flow needs at least one coupling".into());
         }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return bad(format!(
+                "the sampling temperature must be positive, got {}",
+                self.temperature
+            ));
+        }
         if !(self.logit_alpha > 0.0 && self.logit_alpha < 0.5) {
             return bad(format!(
                 "the logit alpha must be in (0, 0.5), got {}",
@@ -131,7 +137,12 @@ impl Flow {
 
     /// Images in (about) `[0, 1]` from latents `z` `(n, pixels)` at temperature 1.
     pub fn generate(&mut self, z: ArrayView2<'_, f32>) -> Array2<f32> {
-        self.flow.sample(z, 1.0)
+        self.generate_at(z, 1.0)
+    }
+
+    /// Images from latents `z` scaled by `temperature` (`z ~ N(0, T^2)` for standard `z`).
+    pub fn generate_at(&mut self, z: ArrayView2<'_, f32>, temperature: f32) -> Array2<f32> {
+        self.flow.sample(z, temperature)
     }
 
     /// The generator (`z` -> image) as a graph with branches.

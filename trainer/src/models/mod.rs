@@ -251,6 +251,9 @@ pub struct ModelConfig {
     /// Flow: `α` of the logit transform `logit(α + (1 - 2α) x)`, in `(0, 0.5)`.
     #[serde(default = "default_logit_alpha")]
     pub logit_alpha: f32,
+    /// Flow: the temperature of the second sample grid (`z ~ N(0, T^2)`; the first is at 1).
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
 }
 
 fn default_couplings() -> usize {
@@ -259,6 +262,10 @@ fn default_couplings() -> usize {
 
 fn default_logit_alpha() -> f32 {
     0.05
+}
+
+fn default_temperature() -> f32 {
+    0.7
 }
 
 impl ModelConfig {
@@ -305,6 +312,7 @@ impl ModelConfig {
             feature_weight: 0.0,
             couplings: default_couplings(),
             logit_alpha: default_logit_alpha(),
+            temperature: default_temperature(),
         }
     }
 
@@ -557,6 +565,15 @@ impl Model {
             Model::Gan(m) => m.generate(z),
             Model::VaeGan(m) => m.generate(z),
             Model::Flow(m) => m.generate(z),
+        }
+    }
+
+    /// A flow's images from latents `z` scaled by its sampling temperature
+    /// ([`ModelConfig::temperature`]); `None` for the other models.
+    pub fn generate_at_temperature(&mut self, z: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
+        match self {
+            Model::Flow(m) => Some(m.generate_at(z, m.cfg.temperature)),
+            _ => None,
         }
     }
 
