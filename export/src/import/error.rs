@@ -28,6 +28,8 @@ pub enum Limit {
     ConvRank,
     /// A tensor of more than three dimensions besides the batch.
     Rank,
+    /// A Gemm or MatMul on more than `[N, K]` (a batched matrix product).
+    MatMulRank,
     /// A tensor element type other than float32 at run time.
     ElementType,
     /// Broadcasting the runtime does not do (two run-time tensors of different shapes, or a
@@ -57,6 +59,7 @@ impl Limit {
             Limit::AutoPad => "auto_pad SAME_*",
             Limit::ConvRank => "not a 2-D convolution",
             Limit::Rank => "rank > 3 besides the batch",
+            Limit::MatMulRank => "batched matrix product",
             Limit::ElementType => "not float32",
             Limit::Broadcast => "broadcast the runtime cannot do",
             Limit::Axis => "axis other than the channels",
@@ -88,7 +91,7 @@ pub enum ImportError {
     NoGraph,
     /// The model imports an operator set of an unknown domain or a version outside the range
     /// the importer reads.
-    #[error("the model uses operator set {domain:?} version {version}; export with the standard domain, opset 7 to 23")]
+    #[error("the model uses operator set {domain:?} version {version}; export with the standard domain, opset 7 to 25")]
     Opset {
         /// The domain (`""` is the standard one).
         domain: String,

@@ -261,6 +261,13 @@ pub(crate) fn map(
     ctx: &Ctx<'_>,
     inputs: &[Option<&Value>],
 ) -> Result<Dyn, ImportError> {
+    if !is_mapped(ctx.op()) {
+        return Err(ImportError::UnsupportedOp {
+            node: ctx.label.clone(),
+            op: ctx.op().to_owned(),
+            domain: String::new(),
+        });
+    }
     // Every input after the first must be a constant, except for element-wise ops and Concat.
     if !matches!(
         ctx.op(),
@@ -468,7 +475,7 @@ fn dense(
     let [k] = x.dims[..] else {
         return Err(if x.dims.len() > 1 {
             ctx.limit(
-                Limit::Rank,
+                Limit::MatMulRank,
                 format!(
                     "an input of dimensions [N, {:?}]; the runtime multiplies [N, K] by [K, M]",
                     x.dims

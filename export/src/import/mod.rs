@@ -56,8 +56,10 @@ use attr::Ctx;
 use map::{shape_of, Dyn, Net, Value};
 use tensor::{read_tensor, Const, TensorFault};
 
-/// Standard operator set versions the importer reads.
-pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=23;
+/// Standard operator set versions the importer reads (7 to 25, the `onnx` 1.23 release; the
+/// operators it maps changed between them only in attribute-versus-input forms, which it reads
+/// both ways, and in element types).
+pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=25;
 
 /// How to import.
 #[derive(Debug, Clone, PartialEq)]
