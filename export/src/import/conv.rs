@@ -5,28 +5,7 @@ use crate::graph::{Conv, Layer};
 
 use super::attr::Ctx;
 use super::error::{ImportError, Limit};
-use super::map::{Dyn, Net, Value};
-use super::tensor::Const;
-
-fn arg<'v>(
-    ctx: &Ctx<'_>,
-    inputs: &[Option<&'v Value>],
-    k: usize,
-) -> Result<Option<&'v Const>, ImportError> {
-    match inputs.get(k).copied().flatten() {
-        None => Ok(None),
-        Some(Value::Const(c)) => Ok(Some(c)),
-        Some(Value::Dyn(_)) => Err(ctx.limit(
-            Limit::RuntimeOperand,
-            format!("input {k} is computed at run time; the runtime needs it constant"),
-        )),
-    }
-}
-
-fn floats<'c>(ctx: &Ctx<'_>, c: &'c Const, what: &str) -> Result<&'c [f32], ImportError> {
-    c.as_f32()
-        .ok_or_else(|| ctx.limit(Limit::ElementType, format!("{what} is an integer tensor")))
-}
+use super::map::{const_opt as arg, floats, Dyn, Net, Value};
 
 fn x_in<'v>(ctx: &Ctx<'_>, inputs: &[Option<&'v Value>]) -> Result<&'v Dyn, ImportError> {
     match inputs.first().copied().flatten() {

@@ -35,6 +35,7 @@
 
 mod attr;
 mod conv;
+mod dense;
 mod error;
 mod fold;
 mod fuse;

@@ -11,7 +11,7 @@ use tinygen_export::onnx::proto::{
 /// Deterministic values in about [-1, 1] (a seeded sine, no RNG state).
 pub fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
-        .map(|i| ((i as f32 + 1.0) * 0.7071 + seed as f32 * 1.618).sin())
+        .map(|i| ((i as f32 + 1.0) * 0.73 + seed as f32 * 1.37).sin())
         .collect()
 }
 

@@ -144,6 +144,13 @@ fn shape_and_broadcast_limits_are_named() {
         w(&[3, 3]),
     );
     assert_limit(r, "/ta", Limit::RuntimeOperand);
+    // A batched matrix product.
+    let r = import(
+        &[2, 3],
+        vec![node("MatMul", "/bmm", &["z", "w"], &["x"], vec![])],
+        w(&[3, 4]),
+    );
+    assert_limit(r, "/bmm", Limit::MatMulRank);
     // An activation of a constant.
     let r = import(
         &[3],
@@ -203,6 +210,16 @@ fn malformed_nodes_and_attributes_are_named() {
     assert!(
         matches!(e, ImportError::UnsupportedOp { ref node, ref op, .. } if node == "/sm" && op == "Softmax"),
         "{e}"
+    );
+    // An unmapped operator is named as such whatever its inputs are.
+    let r = import(
+        &[3],
+        vec![node("CastLike", "/cl", &["w", "z"], &["x"], vec![])],
+        w(&[3]),
+    );
+    assert!(
+        matches!(r, Err(ImportError::UnsupportedOp { ref node, .. }) if node == "/cl"),
+        "{r:?}"
     );
     let mut n = node("Relu", "/custom", &["z"], &["x"], vec![]);
     n.domain = "com.example".into();
