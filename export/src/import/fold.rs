@@ -339,7 +339,13 @@ pub(crate) fn fold(ctx: &Ctx<'_>, inputs: &[Option<&Const>]) -> Result<Const, Im
             if value.len() != 1 {
                 return Err(ctx.attr_err("value", "must hold one value"));
             }
-            Ok(value.pick(dims, &vec![0; n]))
+            Ok(Const {
+                dims,
+                data: match value.data {
+                    Data::F32(v) => Data::F32(vec![v[0]; n]),
+                    Data::I64(v) => Data::I64(vec![v[0]; n]),
+                },
+            })
         }
         "Gather" => {
             let (data, idx) = (get(ctx, inputs, 0)?, get(ctx, inputs, 1)?);
@@ -466,5 +472,105 @@ pub(crate) fn fold(ctx: &Ctx<'_>, inputs: &[Option<&Const>]) -> Result<Const, Im
         }
         "Identity" | "Dropout" => Ok(get(ctx, inputs, 0)?.clone()),
         op => Err(ctx.err(format!("{op} is not folded"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::proto::{AttributeProto, AttributeType, NodeProto};
+
+    fn node(op: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: format!("/{op}"),
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    fn int(name: &str, v: i64) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            i: Some(v),
+            r#type: AttributeType::Int as i32,
+            ..Default::default()
+        }
+    }
+
+    fn run(n: &NodeProto, inputs: &[Const]) -> Result<Const, ImportError> {
+        let ctx = Ctx::new(0, n);
+        let inputs: Vec<Option<&Const>> = inputs.iter().map(Some).collect();
+        fold(&ctx, &inputs)
+    }
+
+    fn v(x: &[i64]) -> Const {
+        Const::i64(vec![x.len()], x.to_vec())
+    }
+
+    #[test]
+    fn reshape_copies_zeros_and_infers_minus_one() {
+        let n = node("Reshape", vec![]);
+        let ctx = Ctx::new(0, &n);
+        // [1, 64, 7, 7] -> [0, -1]: 0 copies the batch, -1 takes the rest
+        assert_eq!(
+            reshape_dims(&ctx, &[1, 64, 7, 7], &[0, -1]).unwrap(),
+            [1, 3136]
+        );
+        assert!(reshape_dims(&ctx, &[1, 6], &[-1, -1]).is_err());
+        assert!(reshape_dims(&ctx, &[1, 6], &[4, -1]).is_err());
+    }
+
+    #[test]
+    fn slices_follow_onnx_clamping_and_negative_steps() {
+        let n = node("Slice", vec![]);
+        let data = Const::i64(vec![5], vec![10, 11, 12, 13, 14]);
+        // [1 : i64::MAX]
+        let out = run(&n, &[data.clone(), v(&[1]), v(&[i64::MAX])]).unwrap();
+        assert_eq!(out, v(&[11, 12, 13, 14]));
+        // [-1 : -6 : -2] = 14, 12, 10
+        let out = run(&n, &[data, v(&[-1]), v(&[-6]), v(&[0]), v(&[-2])]).unwrap();
+        assert_eq!(out, v(&[14, 12, 10]));
+    }
+
+    #[test]
+    fn gather_concat_and_integer_arithmetic_fold() {
+        // Shape [1, 4, 2, 2] -> Gather 0 (scalar index) -> a scalar
+        let shape = v(&[1, 4, 2, 2]);
+        let out = run(
+            &node("Gather", vec![]),
+            &[shape, Const::i64(vec![], vec![0])],
+        )
+        .unwrap();
+        assert_eq!(out, Const::i64(vec![], vec![1]));
+        let out = run(
+            &node("Concat", vec![int("axis", 0)]),
+            &[v(&[1]), v(&[4, 2])],
+        )
+        .unwrap();
+        assert_eq!(out, v(&[1, 4, 2]));
+        // Mod takes the sign of the divisor (fmod = 0): -7 mod 3 = 2; 7 / 2 = 3
+        let out = run(&node("Mod", vec![]), &[v(&[-7]), v(&[3])]).unwrap();
+        assert_eq!(out, v(&[2]));
+        let out = run(
+            &node("Div", vec![]),
+            &[v(&[7]), Const::i64(vec![], vec![2])],
+        )
+        .unwrap();
+        assert_eq!(out, v(&[3]));
+        assert!(run(&node("Div", vec![]), &[v(&[7]), v(&[0])]).is_err());
+    }
+
+    #[test]
+    fn unsqueeze_and_squeeze_move_only_dimensions() {
+        let n = node("Unsqueeze", vec![]);
+        let ctx = Ctx::new(0, &n);
+        assert_eq!(
+            squeeze_dims(&ctx, &[3], Some(&[0, -1]), false).unwrap(),
+            [1, 3, 1]
+        );
+        assert!(squeeze_dims(&ctx, &[3], Some(&[0, 0]), false).is_err());
+        assert_eq!(squeeze_dims(&ctx, &[1, 3, 1], None, true).unwrap(), [3]);
+        assert!(squeeze_dims(&ctx, &[1, 3], Some(&[1]), true).is_err());
     }
 }

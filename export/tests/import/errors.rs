@@ -388,3 +388,84 @@ fn arbitrary_bytes_and_damaged_models_never_panic() {
         let _ = import_onnx(&b, &opts());
     }
 }
+
+#[test]
+fn extreme_attribute_and_dimension_values_never_panic() {
+    use prost::Message;
+    use tinygen_export::onnx::proto::ModelProto;
+    // Every integer of the model's attributes, initializer dimensions and input dimensions
+    // replaced in turn by extreme values.
+    let nodes = vec![
+        node(
+            "ConvTranspose",
+            "/t",
+            &["z", "w"],
+            &["t"],
+            vec![
+                ints("pads", &[1, 1, 1, 1]),
+                ints("strides", &[2, 2]),
+                ints("output_padding", &[1, 1]),
+            ],
+        ),
+        node("Shape", "/s", &["t"], &["s"], vec![]),
+        node("Gather", "/g", &["s", "i"], &["n"], vec![int("axis", 0)]),
+        node("Unsqueeze", "/u", &["n"], &["n1"], vec![ints("axes", &[0])]),
+        node(
+            "Concat",
+            "/c",
+            &["n1", "rest"],
+            &["shape"],
+            vec![int("axis", 0)],
+        ),
+        node("Reshape", "/r", &["t", "shape"], &["f"], vec![]),
+        node("Gemm", "/fc", &["f", "fc"], &["x"], vec![int("transB", 1)]),
+    ];
+    let mut inits = w(&[2, 1, 3, 3]);
+    inits.push(i64_typed("i", &[], &[0]));
+    inits.push(i64_typed("rest", &[1], &[-1]));
+    inits.push(f32_raw("fc", &[3, 16], &values(48, 2)));
+    let good = model(
+        11,
+        vec![value("z", &[2, 2, 2])],
+        value("x", &[3]),
+        nodes,
+        inits,
+    );
+    import_onnx(&good, &opts()).unwrap();
+    let m = ModelProto::decode(&good[..]).unwrap();
+    let extremes = [0, -1, 2, 65_536, 1 << 40, i64::MAX, i64::MIN];
+    let mut tried = 0;
+    for site in 0.. {
+        let mut hit = false;
+        for &x in &extremes {
+            let mut m2 = m.clone();
+            let g = m2.graph.as_mut().unwrap();
+            let mut k = 0;
+            let mut visit = |v: &mut i64| {
+                if k == site {
+                    *v = x;
+                    hit = true;
+                }
+                k += 1;
+            };
+            for n in &mut g.node {
+                for a in &mut n.attribute {
+                    a.ints.iter_mut().for_each(&mut visit);
+                    if let Some(i) = a.i.as_mut() {
+                        visit(i);
+                    }
+                }
+            }
+            for t in &mut g.initializer {
+                t.dims.iter_mut().for_each(&mut visit);
+                t.int64_data.iter_mut().for_each(&mut visit);
+            }
+            let _ = import_onnx(&m2.encode_to_vec(), &opts());
+            tried += 1;
+        }
+        if !hit {
+            break;
+        }
+    }
+    assert!(tried > 100, "{tried}");
+}
