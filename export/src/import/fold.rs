@@ -27,6 +27,7 @@ pub(crate) const FOLDED: &[&str] = &[
     "Flatten",
     "Identity",
     "Dropout",
+    "Transpose",
 ];
 
 /// `Shape` of a tensor with full dimensions `dims` (batch included).
@@ -471,6 +472,24 @@ pub(crate) fn fold(ctx: &Ctx<'_>, inputs: &[Option<&Const>]) -> Result<Const, Im
             Ok(a.with_dims(flatten_dims(ctx, &a.dims)?))
         }
         "Identity" | "Dropout" => Ok(get(ctx, inputs, 0)?.clone()),
+        // A weight transposed by the exporter (`aten::t` before a MatMul).
+        "Transpose" => {
+            let a = get(ctx, inputs, 0)?;
+            let r = a.dims.len();
+            let perm: Vec<usize> = match ctx.ints("perm")? {
+                Some(p) => p
+                    .iter()
+                    .map(|&p| ctx.axis("perm", p, r))
+                    .collect::<Result<_, _>>()?,
+                None => (0..r).rev().collect(),
+            };
+            if perm.len() != r || (0..r).any(|i| !perm.contains(&i)) {
+                return Err(
+                    ctx.attr_err("perm", format!("{perm:?} is not a permutation of {r} axes"))
+                );
+            }
+            Ok(a.permuted(&perm))
+        }
         op => Err(ctx.err(format!("{op} is not folded"))),
     }
 }
@@ -559,6 +578,14 @@ mod tests {
         .unwrap();
         assert_eq!(out, v(&[3]));
         assert!(run(&node("Div", vec![]), &[v(&[7]), v(&[0])]).is_err());
+    }
+
+    #[test]
+    fn transpose_permutes_a_constant() {
+        let a = Const::i64(vec![2, 3], vec![1, 2, 3, 4, 5, 6]);
+        let out = run(&node("Transpose", vec![]), &[a]).unwrap();
+        // [[1, 2, 3], [4, 5, 6]] transposed
+        assert_eq!(out, Const::i64(vec![3, 2], vec![1, 4, 2, 5, 3, 6]));
     }
 
     #[test]

@@ -18,8 +18,8 @@
 //!   firmware builds; the importer works without it.
 //!
 //! What tract would bring, constant folding of shape arithmetic, is small for the forms
-//! exporters write: [`fold`] evaluates `Shape`, `Gather`, `Slice`, `Concat`, `Cast`, integer
-//! arithmetic and friends on constants, taking every run-time tensor's shape as known (the batch
+//! exporters write: `fold` evaluates `Shape`, `Gather`, `Slice`, `Concat`, `Cast`, integer
+//! arithmetic, `Transpose` of a weight and friends on constants, taking every run-time tensor's shape as known (the batch
 //! being 1). tract-onnx stays the reference the tests compare the imported models against.
 //!
 //! # What is read
@@ -30,7 +30,7 @@
 //!   layer before it, or a per-channel Mul and Add), Relu, LeakyRelu, Tanh, Sigmoid, Exp,
 //!   Add/Sub/Mul/Div (two run-time tensors of one shape, or a run-time tensor and a per-channel
 //!   or scalar constant), Concat/Slice/Gather along the channels, Reshape, Flatten, Squeeze,
-//!   Unsqueeze, Identity, Dropout; the shape arithmetic of [`fold::FOLDED`] on constants.
+//!   Unsqueeze, Identity, Dropout; shape arithmetic and weight transposes on constants.
 //! - Anything else is an [`ImportError`] naming the node; nothing is skipped.
 
 mod attr;

@@ -68,6 +68,29 @@ impl Const {
         }
     }
 
+    /// The tensor with its axes in the order `perm` (a permutation of `0..rank`, checked by
+    /// the caller): output axis `k` is input axis `perm[k]`.
+    pub fn permuted(&self, perm: &[usize]) -> Const {
+        let r = self.dims.len();
+        let stride: Vec<usize> = (0..r)
+            .map(|i| self.dims[i + 1..].iter().product())
+            .collect();
+        let dims: Vec<usize> = perm.iter().map(|&p| self.dims[p]).collect();
+        let mut idx = vec![0usize; r];
+        let mut pos = Vec::with_capacity(self.len());
+        for _ in 0..self.len() {
+            pos.push(idx.iter().zip(perm).map(|(i, &p)| i * stride[p]).sum());
+            for ax in (0..r).rev() {
+                idx[ax] += 1;
+                if idx[ax] < dims[ax] {
+                    break;
+                }
+                idx[ax] = 0;
+            }
+        }
+        self.pick(dims, &pos)
+    }
+
     /// The values picked by `index` (positions into this tensor), with dimensions `dims`.
     pub fn pick(&self, dims: Vec<usize>, index: &[usize]) -> Const {
         let data = match &self.data {

@@ -174,6 +174,35 @@ fn matmul_followed_by_add_is_one_dense_layer() {
     assert_eq!(imp.output_range, OutputRange::ZeroOne);
 }
 
+#[test]
+fn a_weight_transposed_before_matmul_is_folded() {
+    // torch.export-style Linear: Transpose(weight [M, K]) -> MatMul -> Add(bias) -> Tanh.
+    let nodes = vec![
+        node(
+            "Transpose",
+            "/fc/t",
+            &["fc.weight"],
+            &["wt"],
+            vec![ints("perm", &[1, 0])],
+        ),
+        node("MatMul", "/fc/MatMul", &["z", "wt"], &["mm"], vec![]),
+        node("Add", "/fc/Add", &["bias", "mm"], &["pre"], vec![]),
+        node("Tanh", "/Tanh", &["pre"], &["x"], vec![]),
+    ];
+    let inits = vec![
+        f32_raw("fc.weight", &[5, 3], &values(15, 1)),
+        f32_raw("bias", &[5], &values(5, 2)),
+    ];
+    let onnx = model(18, vec![value("z", &[3])], value("x", &[5]), nodes, inits);
+    let imp = check(
+        "transposed",
+        &onnx,
+        &ImportOptions::default(),
+        &[vec![1, 3]],
+    );
+    assert_eq!(ops(&imp.dag), ["Dense", "Tanh"]);
+}
+
 fn bn(
     prefix: &str,
     input: &str,
