@@ -150,12 +150,13 @@ pub enum ImportError {
         /// What is wrong.
         reason: String,
     },
-    /// A valid form of the operator that the runtime cannot run.
+    /// A valid form of the operator that the runtime cannot run (or a graph input it cannot
+    /// take: then `node` is the input's name and `op` is `graph input`).
     #[error("node `{node}` ({op}): {limit}: {detail}")]
     Unsupported {
-        /// The node.
+        /// The node (or graph input).
         node: String,
-        /// Its op type.
+        /// Its op type (or `graph input`).
         op: String,
         /// Which limit.
         limit: Limit,
