@@ -6,6 +6,7 @@
 pub mod check;
 pub mod dag;
 pub mod graph;
+pub mod import;
 pub mod onnx;
 pub mod plan;
 pub mod quant;

@@ -1,7 +1,8 @@
 //! The subset of the ONNX protobuf schema the exporter writes, as `prost` messages.
 //!
 //! Field numbers and wire types follow the official `onnx/onnx.proto` (ONNX IR version 8 and
-//! later; the numbers never change between versions). Only the fields the exporter sets are
+//! later; the numbers never change between versions). Only the fields the exporter sets, and the
+//! few more the importer reads (`TensorProto.double_data`, `external_data`, `data_location`), are
 //! declared; a reader skips nothing it needs, because a message without a field simply does not
 //! carry it. Optional scalars that may legitimately be zero (`AttributeProto.f` and `.i`) are
 //! `Option`s so that they are always written, as a proto2 writer would.
@@ -156,8 +157,16 @@ pub struct TensorProto {
     pub name: String,
     #[prost(bytes = "vec", tag = "9")]
     pub raw_data: Vec<u8>,
+    #[prost(double, repeated, tag = "10")]
+    pub double_data: Vec<f64>,
     #[prost(string, tag = "12")]
     pub doc_string: String,
+    /// Read by the importer only to refuse tensors stored outside the model.
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
+    /// `DEFAULT = 0`, `EXTERNAL = 1`.
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
 }
 
 /// `onnx.ValueInfoProto`.
