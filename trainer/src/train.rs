@@ -463,7 +463,9 @@ impl Run {
         if let Some(cool) = self.model.generate_at_temperature(z.view()) {
             let grid = image::grid(cool.view(), h, w, &opts)?;
             image::write_png(
-                &self.dir.join(format!("samples_temperature_epoch_{epoch:03}.png")),
+                &self
+                    .dir
+                    .join(format!("samples_temperature_epoch_{epoch:03}.png")),
                 &grid,
             )?;
             image::write_png(&self.dir.join("samples_temperature.png"), &grid)?;

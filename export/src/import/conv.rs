@@ -1,7 +1,7 @@
 //! Conv, ConvTranspose and BatchNormalization.
 
 use crate::dag::{Binary, Op, Operand};
-use crate::graph::{Conv, Layer};
+use crate::graph::{Conv, ConvSpec, Layer};
 
 use super::attr::Ctx;
 use super::error::{ImportError, Limit};
@@ -188,12 +188,14 @@ pub(crate) fn conv(
         None => vec![0.0; out_ch],
     };
     let conv = Conv {
-        in_ch,
-        out_ch,
-        kernel,
-        stride,
-        pad,
-        output_padding,
+        spec: ConvSpec {
+            in_ch,
+            out_ch,
+            kernel,
+            stride,
+            pad,
+            output_padding,
+        },
         weight,
         bias,
     };

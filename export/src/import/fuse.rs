@@ -23,7 +23,7 @@ fn affine(layer: &mut Layer, s: &[f32], add: &[f32]) -> bool {
             true
         }
         Layer::Conv2d(c) => {
-            let per = c.in_ch * c.kernel.0 * c.kernel.1;
+            let per = c.spec.in_ch * c.spec.kernel.0 * c.spec.kernel.1;
             for (o, block) in c.weight.chunks_exact_mut(per.max(1)).enumerate() {
                 block.iter_mut().for_each(|w| *w *= s[o]);
             }
@@ -35,8 +35,8 @@ fn affine(layer: &mut Layer, s: &[f32], add: &[f32]) -> bool {
         }
         Layer::ConvTranspose2d(c) => {
             // [in, out, kh, kw]: block k of kh * kw belongs to output channel k % out.
-            let per = c.kernel.0 * c.kernel.1;
-            let out = c.out_ch.max(1);
+            let per = c.spec.kernel.0 * c.spec.kernel.1;
+            let out = c.spec.out_ch.max(1);
             for (k, block) in c.weight.chunks_exact_mut(per.max(1)).enumerate() {
                 block.iter_mut().for_each(|w| *w *= s[k % out]);
             }

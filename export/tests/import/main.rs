@@ -11,7 +11,7 @@ use tinygen_export::check::{rel_err, Load, Tract};
 use tinygen_export::dag::{Dag, Op};
 use tinygen_export::import::{import_onnx, ImportOptions, Imported};
 use tinygen_export::tgm::AlignedBytes;
-use tinygen_export::{Conv, Graph, Layer, OutputRange, Part, Shape};
+use tinygen_export::{Conv, ConvSpec, Graph, Layer, OutputRange, Part, Shape};
 use tinygen_runtime::model::Model;
 
 /// f32 against tract: both accumulate in f32 in different orders (and the importer folds
@@ -561,12 +561,7 @@ fn exporter_graphs_round_trip_through_onnx() {
 #[test]
 fn a_chain_round_trips_through_onnx() {
     let convt = |i: usize, o: usize, seed: u32| Conv {
-        in_ch: i,
-        out_ch: o,
-        kernel: (4, 4),
-        stride: (2, 2),
-        pad: (1, 1),
-        output_padding: (0, 0),
+        spec: ConvSpec::square(i, o, 4, 2, 1),
         weight: values(i * o * 16, seed),
         bias: values(o, seed + 1),
     };
