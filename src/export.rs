@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use tinygen_export::check;
-use tinygen_export::graph::{Graph, Part};
+use tinygen_export::dag::Dag;
+use tinygen_export::graph::{Graph, Part, Shape};
 use tinygen_export::onnx;
 use tinygen_export::quant::{self, QLayer, QLinear, QParams, QuantGraph, QuantOptions};
 use tinygen_export::tgm;
 use tinygen_runtime::model::OutputRange;
 use tinygen_runtime::rng::Rng;
-use tinygen_trainer::models::ModelKind;
+use tinygen_trainer::models::{Model, ModelError, ModelKind};
 use tinygen_trainer::train::TrainConfig;
 
 use crate::files::{self, ModelFile};
@@ -90,8 +91,8 @@ pub enum ExportStep<'a> {
         name: &'static str,
         /// The run's model kind.
         kind: ModelKind,
-        /// The graph being exported.
-        graph: &'a Graph,
+        /// The graph being exported (a chain as a graph without branches).
+        graph: &'a Dag,
         /// The output folder.
         out: &'a Path,
     },
@@ -142,8 +143,8 @@ pub struct ExportSummary {
     pub kind: ModelKind,
     /// The output folder.
     pub out: PathBuf,
-    /// The exported graph.
-    pub graph: Graph,
+    /// The exported graph (a chain as a graph without branches).
+    pub graph: Dag,
     /// Every file written, in order.
     pub files: Vec<WrittenFile>,
     /// Trainable values of the graph ([`Graph::parameter_count`]).
@@ -204,12 +205,18 @@ pub fn export_run_with(
         );
     }
     let name = part_name(kind, part);
-    let graph = trained.graph(part).with_context(|| {
-        format!(
-            "lowering the {name} of {} to the export graph",
-            opts.run.display()
-        )
-    })?;
+    let graph = match trained.graph(part) {
+        Ok(graph) => graph,
+        Err(ModelError::NotAChain { .. }) => {
+            return export_branched(opts, on_step, &cfg, &trained, name)
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "lowering the {name} of {} to the export graph",
+                opts.run.display()
+            )))
+        }
+    };
     graph.validate().with_context(|| {
         format!(
             "the {name} of {} is not a graph the exporter supports",
@@ -218,10 +225,11 @@ pub fn export_run_with(
     })?;
     let out = opts.out_dir();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let dag = Dag::from_chain(&graph);
     on_step(ExportStep::Started {
         name,
         kind,
-        graph: &graph,
+        graph: &dag,
         out: &out,
     });
 
@@ -318,11 +326,165 @@ pub fn export_run_with(
         out,
         parameters: graph.parameter_count(),
         macs: graph.macs().unwrap_or(0),
-        graph,
+        graph: dag,
         files: written,
         calibration,
         int8,
     })
+}
+
+/// [`export_run_with`] for a part with branches (a flow's generator): the float ONNX and the
+/// f32 model file of its [`Dag`], `model.rs` and the report. The int8 quantiser handles chains
+/// only, so `--int8` is refused with the reason. A graph whose last node does not bound its
+/// output (a flow ends in the inverse logit's affine step) gets the range of the model's
+/// pixels in its model file.
+fn export_branched(
+    opts: &ExportOptions,
+    on_step: &mut dyn FnMut(ExportStep<'_>),
+    cfg: &TrainConfig,
+    trained: &Model,
+    name: &'static str,
+) -> Result<ExportSummary> {
+    let kind = cfg.model.kind;
+    if opts.int8 {
+        bail!(
+            "{}: the {kind} model's {name} is a graph with branches, and the int8 quantiser \
+             handles chains (Dense, convolutions, activations) only; export it without --int8 \
+             (the f32 model file runs on the device)",
+            opts.run.display()
+        );
+    }
+    let dag = trained.dag(opts.part).with_context(|| {
+        format!(
+            "lowering the {name} of {} to the export graph",
+            opts.run.display()
+        )
+    })?;
+    let out = opts.out_dir();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    on_step(ExportStep::Started {
+        name,
+        kind,
+        graph: &dag,
+        out: &out,
+    });
+    let mut written = Vec::new();
+    let onnx_f32 = dag.to_onnx_f32(name).with_context(|| {
+        format!("writing {name}.onnx: the ONNX writer cannot express the {name}")
+    })?;
+    write(&mut written, &out, &format!("{name}.onnx"), &onnx_f32, None)?;
+    let mut program = dag
+        .program_f32()
+        .with_context(|| format!("the {name} of {} is not a valid graph", opts.run.display()))?;
+    if program.range == OutputRange::Unbounded {
+        program.range = kind.pixel_range().output_range();
+    }
+    let tgm_f32 = tgm::write_program(&program)
+        .with_context(|| format!("writing {name}.tgm: the runtime cannot express the {name}"))?;
+    let path = out.join(format!("{name}.tgm"));
+    std::fs::write(&path, &tgm_f32).with_context(|| format!("writing {}", path.display()))?;
+    let model = ModelFile::open(&path)?;
+    let model = model.model()?;
+    written.push(WrittenFile {
+        name: format!("{name}.tgm"),
+        bytes: tgm_f32.len(),
+        arena_bytes: Some(model.arena_bytes()),
+    });
+    let rs = model_rs_file(&[(
+        format!("{name}.tgm"),
+        tgm::model_rs(&model, &format!("{name}.tgm")),
+    )]);
+    write(&mut written, &out, "model.rs", rs.as_bytes(), None)?;
+    let report = branched_report(opts, cfg, name, &dag, program.range, &written);
+    write(
+        &mut written,
+        &out,
+        "export-report.md",
+        report.as_bytes(),
+        None,
+    )?;
+    Ok(ExportSummary {
+        name,
+        kind,
+        report: out.join("export-report.md"),
+        out,
+        parameters: dag.parameter_count(),
+        macs: dag.macs().unwrap_or(0),
+        graph: dag,
+        files: written,
+        calibration: Calibration {
+            inputs: Vec::new(),
+            what: "none (f32 only)".into(),
+        },
+        int8: None,
+    })
+}
+
+/// `export-report.md` of a graph with branches: files, sizes and one row per node.
+fn branched_report(
+    opts: &ExportOptions,
+    cfg: &TrainConfig,
+    name: &str,
+    dag: &Dag,
+    range: OutputRange,
+    written: &[WrittenFile],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Export report: `{name}`\n");
+    let inputs: Vec<String> = dag.inputs.iter().map(Shape::to_string).collect();
+    let _ = writeln!(
+        s,
+        "Run `{}` ({}, {}x{} images), part {:?}, a graph with branches of {} nodes, input {}, \
+         output range {range:?}. f32 only: the int8 quantiser handles chains.\n",
+        opts.run.display(),
+        cfg.model.kind,
+        cfg.model.height,
+        cfg.model.width,
+        dag.part,
+        dag.nodes.len(),
+        inputs.join(", "),
+    );
+    files_table(&mut s, written);
+    let _ = writeln!(
+        s,
+        "\n{} parameters, {} multiply-accumulates per sample.\n",
+        dag.parameter_count(),
+        dag.macs().unwrap_or(0)
+    );
+    let _ = writeln!(
+        s,
+        "## Nodes\n\n| # | op | reads | output | parameters |\n|---|---|---|---|---|"
+    );
+    if let Ok(shapes) = dag.shapes() {
+        let n_in = dag.inputs.len();
+        for (k, node) in dag.nodes.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                n_in + k,
+                node.op.name(),
+                node.input,
+                shapes[n_in + k],
+                node.op.parameters()
+            );
+        }
+    }
+    s
+}
+
+/// The files table of a report.
+fn files_table(s: &mut String, written: &[WrittenFile]) {
+    let _ = writeln!(
+        s,
+        "## Files\n\n| file | bytes | arena bytes |\n|---|---|---|"
+    );
+    for f in written {
+        let arena = f
+            .arena_bytes
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(s, "| `{}` | {} | {arena} |", f.name, f.bytes);
+    }
 }
 
 fn calibration_inputs(
@@ -513,17 +675,7 @@ fn report(
         g.input,
         g.output_range()
     );
-    let _ = writeln!(
-        s,
-        "## Files\n\n| file | bytes | arena bytes |\n|---|---|---|"
-    );
-    for f in written {
-        let arena = f
-            .arena_bytes
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "-".into());
-        let _ = writeln!(s, "| `{}` | {} | {arena} |", f.name, f.bytes);
-    }
+    files_table(&mut s, written);
     let _ = writeln!(
         s,
         "\n{} parameters, {} multiply-accumulates per sample.\n",

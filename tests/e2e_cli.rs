@@ -39,6 +39,87 @@ fn train_cli(run: &Path) {
     assert!(o.status.success(), "{}", text(&o));
 }
 
+/// The third family end to end: a small flow trained by the command line exports its
+/// generator (a graph with branches) as ONNX and a model file, which verify against tract and
+/// sample through the runtime; --int8 is refused with its reason.
+#[test]
+fn train_export_verify_and_sample_a_flow() {
+    let dir = scratch("cli-flow");
+    let run = dir.join("run");
+    let o = tinygen(&[
+        "train",
+        "flow",
+        "--data",
+        "builtin:digits",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "64",
+        "--couplings",
+        "4",
+        "--hidden",
+        "32",
+        "--temperature",
+        "0.5",
+        "--threads",
+        "1",
+        "--out",
+        s(&run),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("bits_per_dim"), "{t}");
+    for f in ["samples.png", "samples_temperature.png"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+
+    let out = dir.join("export");
+    let o = tinygen(&["export", s(&run), "--out", s(&out), "--int8"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("graph with branches"), "{}", text(&o));
+
+    let o = tinygen(&["export", s(&run), "--out", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in [
+        "generator.onnx",
+        "generator.tgm",
+        "model.rs",
+        "export-report.md",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing:\n{}", text(&o));
+    }
+    let bytes = AlignedBytes::new(&std::fs::read(out.join("generator.tgm")).unwrap());
+    let m = Model::parse(&bytes).unwrap();
+    assert_eq!(m.latent_len(), 64);
+    assert_eq!(
+        m.output_range(),
+        tinygen_runtime::model::OutputRange::ZeroOne
+    );
+
+    let o = tinygen(&["verify", s(&out), "--n", "16", "--run", s(&run)]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for link in ["runtime f32 vs tract", "trainer f32 vs tract"] {
+        assert!(t.contains(link), "verify lacks {link:?}:\n{t}");
+    }
+    assert!(!t.contains("FAIL"), "{t}");
+
+    let png = dir.join("samples.png");
+    let o = tinygen(&[
+        "sample",
+        s(&out.join("generator.tgm")),
+        "--n",
+        "4",
+        "--png",
+        s(&png),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
+
 #[test]
 fn export_verify_and_sample_a_trained_vae() {
     let dir = scratch("cli-vae");

@@ -51,7 +51,8 @@ pub enum Op {
 }
 
 impl Op {
-    fn name(&self) -> &'static str {
+    /// The ONNX operator name of the op.
+    pub fn name(&self) -> &'static str {
         match self {
             Op::Layer(l) => l.name(),
             Op::Exp => "Exp",
@@ -61,6 +62,15 @@ impl Op {
             Op::Concat(_) => "Concat",
             Op::Slice { .. } => "Slice",
             Op::Gather(_) => "Gather",
+        }
+    }
+
+    /// Values the op carries: a layer's weights and biases, a per-channel operand's values.
+    pub fn parameters(&self) -> usize {
+        match self {
+            Op::Layer(layer) => layer.parameters(),
+            Op::Binary(_, Operand::Channel(v)) => v.len(),
+            _ => 0,
         }
     }
 
@@ -184,6 +194,27 @@ impl Dag {
             shapes.push(out);
         }
         Ok(shapes)
+    }
+
+    /// Values the nodes carry ([`Op::parameters`]).
+    pub fn parameter_count(&self) -> usize {
+        self.nodes.iter().map(|n| n.op.parameters()).sum()
+    }
+
+    /// Multiply-accumulates of one sample: those of the Dense and convolution layers
+    /// ([`Layer::macs`]); the element-wise ops count none.
+    pub fn macs(&self) -> Result<usize, GraphError> {
+        let shapes = self.shapes()?;
+        let n_in = self.inputs.len();
+        Ok(self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(k, node)| match &node.op {
+                Op::Layer(layer) => layer.macs(shapes[node.input], shapes[n_in + k]),
+                _ => 0,
+            })
+            .sum())
     }
 
     /// The output's range, from the last node: `[-1, 1]` after Tanh, `[0, 1]` after Sigmoid.

@@ -86,10 +86,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             graph,
             out,
         } => println!(
-            "exporting the {name} of {} ({kind}, input {}, {} layers) to {}",
+            "exporting the {name} of {} ({kind}, input {}, {} nodes) to {}",
             opts.run.display(),
-            graph.input,
-            graph.layers.len(),
+            graph
+                .inputs
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            graph.nodes.len(),
             out.display()
         ),
         ExportStep::Calibrating {

@@ -4,7 +4,8 @@
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
-use tinygen_export::dag::Dag;
+use tinygen_export::dag::{Dag, DagNode, Op};
+use tinygen_export::{Layer, Shape};
 
 use super::{
     load_adam_params, save_adam, skip_optim, Losses, ModelConfig, ModelError, NonFinite,
@@ -145,9 +146,18 @@ impl Flow {
         self.flow.sample(z, temperature)
     }
 
-    /// The generator (`z` -> image) as a graph with branches.
+    /// The generator (`z` -> image) as a graph with branches, ending in the image's shape
+    /// `[1, height, width]`.
     pub fn generator_dag(&self) -> Result<Dag, ModelError> {
-        Ok(self.flow.to_dag()?)
+        let mut dag = self.flow.to_dag()?;
+        let input = dag.output();
+        dag.nodes.push(DagNode {
+            input,
+            op: Op::Layer(Layer::Reshape {
+                to: Shape::chw(1, self.cfg.height, self.cfg.width),
+            }),
+        });
+        Ok(dag)
     }
 
     pub(super) fn save(&self, out: &mut Vec<OwnedTensor>, steps: &mut Vec<(String, u64)>) {
