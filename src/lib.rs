@@ -7,6 +7,7 @@ pub mod device;
 pub mod eval;
 pub mod export;
 pub mod files;
+pub mod import;
 pub mod quickstart;
 pub mod report;
 pub mod sample;

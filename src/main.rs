@@ -18,10 +18,13 @@ enum Command {
     /// Train a VAE and GANs, export, verify, evaluate and compare them: the whole tool in one
     /// command.
     Quickstart(cli::quickstart::Args),
-    /// Train a model (vae, vae-conv, gan, dcgan, vaegan) into a run folder.
+    /// Train a model (vae, vae-conv, gan, dcgan, vaegan, flow) into a run folder.
     Train(cli::train::Args),
     /// Export a trained part as ONNX and model files (f32, and int8 with --int8).
     Export(cli::export::Args),
+    /// Import a generator trained elsewhere (ONNX) as a runtime model file, verified against
+    /// tract-onnx.
+    Import(cli::import::Args),
     /// Check an export folder: runtime vs tract-onnx (f32 and int8), and the trainer with --run.
     Verify(cli::verify::Args),
     /// Generate images from a model file with the runtime, as a PNG grid.
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Quickstart(args) => cli::quickstart::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Export(args) => cli::export::run(args),
+        Command::Import(args) => cli::import::run(args),
         Command::Verify(args) => cli::verify::run(args),
         Command::Sample(args) => cli::sample::run(args),
         Command::Eval(args) => cli::eval::run(args),

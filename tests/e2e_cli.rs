@@ -118,6 +118,48 @@ fn train_export_verify_and_sample_a_flow() {
     assert!(o.status.success(), "{}", text(&o));
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+
+    // The exported ONNX as a model from elsewhere: `tinygen import` rebuilds the model file from
+    // it alone and checks it against tract on the ONNX.
+    let imported = dir.join("imported");
+    let onnx = out.join("generator.onnx");
+    let o = tinygen(&["import", s(&onnx), "--out", s(&imported)]);
+    assert!(
+        !o.status.success(),
+        "no final sigmoid: the range must be given"
+    );
+    assert!(
+        text(&o).contains("output-range") || text(&o).contains("output range"),
+        "{}",
+        text(&o)
+    );
+    let o = tinygen(&[
+        "import",
+        s(&onnx),
+        "--out",
+        s(&imported),
+        "--output-range",
+        "zero-one",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("verified: runtime f32 vs tract-onnx"), "{t}");
+    let a = std::fs::read(out.join("generator.tgm")).unwrap();
+    let b = std::fs::read(imported.join("generator.tgm")).unwrap();
+    let (a, b) = (AlignedBytes::new(&a), AlignedBytes::new(&b));
+    let (ma, mb) = (Model::parse(&a).unwrap(), Model::parse(&b).unwrap());
+    assert_eq!(
+        (ma.latent_len(), ma.output_len()),
+        (mb.latent_len(), mb.output_len())
+    );
+    let o = tinygen(&["verify", s(&imported), "--n", "8"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Not an ONNX file: a clear error naming it.
+    let o = tinygen(&["import", s(&out.join("model.rs")), "--out", s(&imported)]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("model.rs"), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
 }
 
 #[test]

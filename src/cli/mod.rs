@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod eval;
 pub mod export;
+pub mod import;
 pub mod quickstart;
 pub mod sample;
 pub mod train;

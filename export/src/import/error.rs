@@ -174,7 +174,7 @@ pub enum ImportError {
         reason: String,
     },
     /// The graph's output range is not implied by a final Tanh or Sigmoid.
-    #[error("the output `{output}` does not end in Tanh or Sigmoid, so its range is unknown; set ImportOptions::output_range")]
+    #[error("the output `{output}` does not end in Tanh or Sigmoid, so its range is unknown; give it (`tinygen import --output-range zero-one` or `minus-one-one`; ImportOptions::output_range in code)")]
     OutputRange {
         /// The graph output.
         output: String,

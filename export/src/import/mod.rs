@@ -92,6 +92,8 @@ pub struct Imported {
     pub condition: Option<usize>,
     /// The graph input names, in order.
     pub input_names: Vec<String>,
+    /// The graph inputs' ONNX dimensions without the batch, in order.
+    pub input_dims: Vec<Vec<usize>>,
     /// The graph output name.
     pub output_name: String,
     /// The output's runtime shape.
@@ -203,6 +205,7 @@ pub fn import_onnx(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, Impor
     }
     let mut net = Net::default();
     let mut input_names = Vec::new();
+    let mut input_dims_all = Vec::new();
     let runtime_inputs: Vec<&ValueInfoProto> = graph
         .input
         .iter()
@@ -220,6 +223,7 @@ pub fn import_onnx(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, Impor
         }
         let shape = shape_of(&dims).unwrap_or(Shape::flat(1));
         net.shapes.push(shape);
+        input_dims_all.push(dims.clone());
         values.insert(
             &v.name,
             Value::Dyn(Dyn {
@@ -350,6 +354,7 @@ pub fn import_onnx(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, Impor
         condition: dag.inputs.get(1).map(Shape::len),
         dag,
         input_names,
+        input_dims: input_dims_all,
         output_name: output.name.clone(),
         output_shape,
         output_dims: out.dims,
