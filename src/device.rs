@@ -11,7 +11,8 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tinygen_export::graph::{Graph, Layer};
+use tinygen_export::dag::{Dag, Op};
+use tinygen_export::graph::Layer;
 
 use crate::files::ModelFile;
 
@@ -64,18 +65,24 @@ pub struct DeviceCost {
     pub int8_evaluated: bool,
 }
 
-/// Estimated Cortex-M4F instructions per sample of `graph`: `(f32, int8)`.
-pub fn m4f_instructions(graph: &Graph) -> (f64, f64) {
-    let Ok(macs) = graph.layer_macs() else {
+/// Estimated Cortex-M4F instructions per sample of `graph`: `(f32, int8)`, from the MACs of its
+/// Dense and convolution layers (a graph's element-wise ops are not counted).
+pub fn m4f_instructions(graph: &Dag) -> (f64, f64) {
+    let Ok(shapes) = graph.shapes() else {
         return (f64::NAN, f64::NAN);
     };
     let r = M4F_RATES;
+    let n_in = graph.inputs.len();
     graph
-        .layers
+        .nodes
         .iter()
-        .zip(macs)
-        .fold((0.0, 0.0), |(f, q), (l, m)| {
-            let m = m as f64;
+        .enumerate()
+        .fold((0.0, 0.0), |(f, q), (k, node)| {
+            let Op::Layer(l) = &node.op else {
+                // Element-wise graph ops (a flow's Exp, Mul, Add, ...): no MACs, not counted.
+                return (f, q);
+            };
+            let m = l.macs(shapes[node.input], shapes[n_in + k]) as f64;
             match l {
                 Layer::Dense { .. } => (f + m * r.dense_f32, q + m * r.dense_i8),
                 Layer::Conv2d(_) | Layer::ConvTranspose2d(_) => {
@@ -88,7 +95,7 @@ pub fn m4f_instructions(graph: &Graph) -> (f64, f64) {
 
 /// The cost of `graph`, with file and arena sizes from the model files in `export_dir`
 /// (`decoder.tgm` / `generator.tgm` and their `.int8.tgm`), where they exist.
-pub fn cost(graph: &Graph, export_dir: &Path) -> DeviceCost {
+pub fn cost(graph: &Dag, export_dir: &Path) -> DeviceCost {
     let (m4f_insns_f32, m4f_insns_int8) = m4f_instructions(graph);
     let mut c = DeviceCost {
         macs: graph.macs().unwrap_or(0),

@@ -119,6 +119,14 @@ fn train_export_verify_and_sample_a_flow() {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
 
+    // eval: the sample metrics beside the exact likelihood.
+    let o = tinygen(&["eval", s(&run)]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("exact likelihood") && t.contains("bits/dim"), "{t}");
+    let json = std::fs::read_to_string(run.join("eval").join("eval.json")).unwrap();
+    assert!(json.contains("\"bits_per_dim\""), "{json}");
+
     // The exported ONNX as a model from elsewhere: `tinygen import` rebuilds the model file from
     // it alone and checks it against tract on the ONNX.
     let imported = dir.join("imported");
