@@ -2,7 +2,8 @@
 //! parses, run it with an arena of exactly `arena_bytes()` and an output of `output_len()`,
 //! which must succeed (with its second input, if it has one).
 
-use tinygen_runtime::model::Model;
+use tinygen_export::import::{import_onnx, ImportOptions};
+use tinygen_runtime::model::{Model, OutputRange};
 
 /// Largest arena the targets allocate; bigger models are parsed but not run.
 const MAX_ARENA: usize = 1 << 24;
@@ -25,4 +26,23 @@ pub fn parse_and_run(file: &[u8]) {
         return;
     }
     tinygen_testkit::files::run_parsed(&model, 0.25);
+}
+
+/// Imports `data` as ONNX; a model that imports must give a model file that parses, and that
+/// model must run (within the arena limit).
+pub fn import_and_run(data: &[u8]) {
+    let opts = ImportOptions {
+        output_range: Some(OutputRange::ZeroOne),
+        ..ImportOptions::default()
+    };
+    let Ok(imported) = import_onnx(data, &opts) else {
+        return;
+    };
+    let Ok(file) = imported.write_f32() else {
+        return;
+    };
+    aligned(&file, |file| {
+        Model::parse(file).expect("an imported model's file parses");
+        parse_and_run(file);
+    });
 }
