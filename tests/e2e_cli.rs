@@ -123,7 +123,10 @@ fn train_export_verify_and_sample_a_flow() {
     let o = tinygen(&["eval", s(&run)]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    assert!(t.contains("exact likelihood") && t.contains("bits/dim"), "{t}");
+    assert!(
+        t.contains("exact likelihood") && t.contains("bits/dim"),
+        "{t}"
+    );
     let json = std::fs::read_to_string(run.join("eval").join("eval.json")).unwrap();
     assert!(json.contains("\"bits_per_dim\""), "{json}");
 

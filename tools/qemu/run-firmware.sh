@@ -8,7 +8,8 @@
 # Steps: install missing targets/tools (rustup; apt-get only if QEMU/binutils are absent),
 # build the QEMU instruction-count plugin; for m4f-trained-i8, train a small VAE on the built-in
 # 8x8 digits with the tinygen CLI and export it with --int8; for m4f-flow-f32, train a small
-# RealNVP flow there and export its generator (a graph with branches, f32); run the host generator (writes
+# RealNVP flow there and export its generator (a graph with branches, f32); for
+# m4f-imported-f32, import the PyTorch-exported DCGAN fixture with `tinygen import`; run the host generator (writes
 # examples/firmware/models/: model files + expected checksums), then per configuration
 # `cargo build --release` with FW_MODEL and run tools/qemu/measure.sh under `timeout`.
 # Output: a summary table (Markdown), also written to $FW_OUT/summary.md.
@@ -34,6 +35,7 @@ m4f-dcgan-i8      thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-i8        
 m4f-dense-kernel  thumbv7em-none-eabihf  cortex-m4  mps2-an386  dense-i8-kernel  int8
 m4f-trained-i8    thumbv7em-none-eabihf  cortex-m4  mps2-an386  trained-i8       int8
 m4f-flow-f32      thumbv7em-none-eabihf  cortex-m4  mps2-an386  flow-f32         f32,graph
+m4f-imported-f32  thumbv7em-none-eabihf  cortex-m4  mps2-an386  imported-f32     f32,conv-transpose2d,graph
 m0-tiny-f32       thumbv6m-none-eabi     cortex-m0  microbit    tiny-f32         f32
 m0-tiny-i8        thumbv6m-none-eabi     cortex-m0  microbit    tiny-i8          int8
 "
@@ -87,6 +89,20 @@ if selected m4f-flow-f32; then
     --threads 1 --out "$OUT/flow-run" | sed 's/^/   /'
   "$TINYGEN" export "$OUT/flow-run" --out "$OUT/flow-export" | sed 's/^/   /'
   GEN_ARGS+=(--from-file "flow-f32=$OUT/flow-export/generator.tgm")
+fi
+# --- a generator trained elsewhere: PyTorch's ONNX export of a DCGAN generator, tinygen import
+if selected m4f-imported-f32; then
+  if [ -z "${TINYGEN:-}" ]; then
+    echo "== tinygen CLI: cargo test --workspace --no-run"
+    CLI_TDIR=${CARGO_TARGET_DIR:-$ROOT/target}
+    ( cd "$ROOT" && CARGO_TARGET_DIR="$CLI_TDIR" cargo test --quiet --workspace --no-run )
+    TINYGEN="$CLI_TDIR/debug/tinygen"
+  fi
+  echo "== imported generator: tinygen import export/tests/fixtures/dcgan_generator.onnx (PyTorch's exporter)"
+  rm -rf "$OUT/imported"
+  "$TINYGEN" import "$ROOT/export/tests/fixtures/dcgan_generator.onnx" --out "$OUT/imported" \
+    | sed 's/^/   /'
+  GEN_ARGS+=(--from-file "imported-f32=$OUT/imported/dcgan_generator.tgm")
 fi
 
 # --- models and expected checksums --------------------------------------------------------
