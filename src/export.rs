@@ -177,6 +177,27 @@ fn write(
     Ok(())
 }
 
+/// Writes the model file `dir/name`, reads it back through the runtime's parser, records it and
+/// returns it with its `model.rs` block.
+fn write_model_file(
+    files: &mut Vec<WrittenFile>,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(ModelFile, (String, String))> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    let file = ModelFile::open(&path)?;
+    let model = file.model()?;
+    files.push(WrittenFile {
+        name: name.to_owned(),
+        bytes: bytes.len(),
+        arena_bytes: Some(model.arena_bytes()),
+    });
+    let rs = (name.to_owned(), tgm::model_rs(&model, name));
+    Ok((file, rs))
+}
+
 /// Exports as `tinygen export` does, silently; see [`export_run_with`].
 pub fn export_run(opts: &ExportOptions) -> Result<ExportSummary> {
     export_run_with(opts, &mut |_| {})
@@ -240,21 +261,9 @@ pub fn export_run_with(
     write(&mut written, &out, &format!("{name}.onnx"), &onnx_f32, None)?;
     let tgm_f32 = tgm::write_f32(&graph)
         .with_context(|| format!("writing {name}.tgm: the runtime cannot express the {name}"))?;
-    let f32_file = {
-        let path = out.join(format!("{name}.tgm"));
-        std::fs::write(&path, &tgm_f32).with_context(|| format!("writing {}", path.display()))?;
-        ModelFile::open(&path)?
-    };
-    let f32_model = f32_file.model()?;
-    written.push(WrittenFile {
-        name: format!("{name}.tgm"),
-        bytes: tgm_f32.len(),
-        arena_bytes: Some(f32_model.arena_bytes()),
-    });
-    let mut model_rs = vec![(
-        format!("{name}.tgm"),
-        tgm::model_rs(&f32_model, &format!("{name}.tgm")),
-    )];
+    let (f32_file, rs_f32) =
+        write_model_file(&mut written, &out, &format!("{name}.tgm"), &tgm_f32)?;
+    let mut model_rs = vec![rs_f32];
 
     let calibration = calibration_inputs(&cfg, part, &graph, opts.calib, opts.seed)?;
     let mut int8 = None;
@@ -282,19 +291,9 @@ pub fn export_run_with(
             None,
         )?;
         let tgm_q = tgm::write_int8(&q).with_context(|| format!("writing {name}.int8.tgm"))?;
-        let path = out.join(format!("{name}.int8.tgm"));
-        std::fs::write(&path, &tgm_q).with_context(|| format!("writing {}", path.display()))?;
-        let file = ModelFile::open(&path)?;
-        let arena = file.model()?.arena_bytes();
-        written.push(WrittenFile {
-            name: format!("{name}.int8.tgm"),
-            bytes: tgm_q.len(),
-            arena_bytes: Some(arena),
-        });
-        model_rs.push((
-            format!("{name}.int8.tgm"),
-            tgm::model_rs(&file.model()?, &format!("{name}.int8.tgm")),
-        ));
+        let (file, rs_q) =
+            write_model_file(&mut written, &out, &format!("{name}.int8.tgm"), &tgm_q)?;
+        model_rs.push(rs_q);
         let flat: Vec<f32> = calibration.inputs.iter().flatten().copied().collect();
         let quality = quality(&f32_file, &file, &flat)?;
         int8 = Some(Int8Export { graph: q, quality });
@@ -381,19 +380,8 @@ fn export_branched(
     }
     let tgm_f32 = tgm::write_program(&program)
         .with_context(|| format!("writing {name}.tgm: the runtime cannot express the {name}"))?;
-    let path = out.join(format!("{name}.tgm"));
-    std::fs::write(&path, &tgm_f32).with_context(|| format!("writing {}", path.display()))?;
-    let model = ModelFile::open(&path)?;
-    let model = model.model()?;
-    written.push(WrittenFile {
-        name: format!("{name}.tgm"),
-        bytes: tgm_f32.len(),
-        arena_bytes: Some(model.arena_bytes()),
-    });
-    let rs = model_rs_file(&[(
-        format!("{name}.tgm"),
-        tgm::model_rs(&model, &format!("{name}.tgm")),
-    )]);
+    let (_, rs) = write_model_file(&mut written, &out, &format!("{name}.tgm"), &tgm_f32)?;
+    let rs = model_rs_file(&[rs]);
     write(&mut written, &out, "model.rs", rs.as_bytes(), None)?;
     let report = branched_report(opts, cfg, name, &dag, program.range, &written);
     write(

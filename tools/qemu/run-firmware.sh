@@ -60,14 +60,18 @@ done
 # The CLI is built as `cargo test --workspace` (CI's test step, which runs before this script)
 # builds it, in the same target dir: same profile and features, so tract-onnx is not compiled a
 # second time (a plain `cargo build` would resolve other features and rebuild it).
-GEN_ARGS=()
-if selected m4f-trained-i8; then
+# Sets TINYGEN to that build unless it is given.
+need_cli() {
   if [ -z "${TINYGEN:-}" ]; then
     echo "== tinygen CLI: cargo test --workspace --no-run"
     CLI_TDIR=${CARGO_TARGET_DIR:-$ROOT/target}
     ( cd "$ROOT" && CARGO_TARGET_DIR="$CLI_TDIR" cargo test --quiet --workspace --no-run )
     TINYGEN="$CLI_TDIR/debug/tinygen"
   fi
+}
+GEN_ARGS=()
+if selected m4f-trained-i8; then
+  need_cli
   echo "== trained model: tinygen train vae (built-in 8x8 digits, builtin:digits, 1 epoch) + export --int8"
   rm -rf "$OUT/trained-run" "$OUT/trained-export"
   "$TINYGEN" train vae --data builtin:digits --epochs 1 --seed 1 --threads 1 --out "$OUT/trained-run" \
@@ -77,12 +81,7 @@ if selected m4f-trained-i8; then
 fi
 # --- a trained flow (the graph ops: Slice, Gather, Exp, Mul, Add, Sub, Concat): tinygen train flow
 if selected m4f-flow-f32; then
-  if [ -z "${TINYGEN:-}" ]; then
-    echo "== tinygen CLI: cargo test --workspace --no-run"
-    CLI_TDIR=${CARGO_TARGET_DIR:-$ROOT/target}
-    ( cd "$ROOT" && CARGO_TARGET_DIR="$CLI_TDIR" cargo test --quiet --workspace --no-run )
-    TINYGEN="$CLI_TDIR/debug/tinygen"
-  fi
+  need_cli
   echo "== trained flow: tinygen train flow (builtin:digits, 4 couplings of width 64, 2 epochs) + export"
   rm -rf "$OUT/flow-run" "$OUT/flow-export"
   "$TINYGEN" train flow --data builtin:digits --epochs 2 --couplings 4 --hidden 64 --seed 1 \
@@ -92,12 +91,7 @@ if selected m4f-flow-f32; then
 fi
 # --- a generator trained elsewhere: PyTorch's ONNX export of a DCGAN generator, tinygen import
 if selected m4f-imported-f32; then
-  if [ -z "${TINYGEN:-}" ]; then
-    echo "== tinygen CLI: cargo test --workspace --no-run"
-    CLI_TDIR=${CARGO_TARGET_DIR:-$ROOT/target}
-    ( cd "$ROOT" && CARGO_TARGET_DIR="$CLI_TDIR" cargo test --quiet --workspace --no-run )
-    TINYGEN="$CLI_TDIR/debug/tinygen"
-  fi
+  need_cli
   echo "== imported generator: tinygen import export/tests/fixtures/dcgan_generator.onnx (PyTorch's exporter)"
   rm -rf "$OUT/imported"
   "$TINYGEN" import "$ROOT/export/tests/fixtures/dcgan_generator.onnx" --out "$OUT/imported" \
