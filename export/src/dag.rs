@@ -74,8 +74,45 @@ impl Op {
         }
     }
 
+    /// The model file op of a node that is not a chain layer, reading tensor `a` and writing
+    /// `output`; it is the same in an f32 and an int8 file (an int8 file holds no Exp: its
+    /// quantiser makes it a table). A chain layer gives an empty Reshape.
+    pub(crate) fn graph_node(&self, a: usize, output: usize) -> Node {
+        let binary_code = |op: Binary| match op {
+            Binary::Add => format::OP_ADD,
+            Binary::Sub => format::OP_SUB,
+            Binary::Mul => format::OP_MUL,
+        };
+        match self {
+            Op::Layer(_) => Node::new(format::OP_RESHAPE, a, output),
+            Op::Exp => Node::new(format::OP_EXP, a, output),
+            Op::Binary(op, Operand::Tensor(b)) => Node {
+                b: Some(*b),
+                param: format::OPERAND_TENSOR,
+                ..Node::new(binary_code(*op), a, output)
+            },
+            Op::Binary(op, Operand::Channel(v)) => Node {
+                param: format::OPERAND_CHANNEL,
+                weights: vec![tgm::f32_weight(v)],
+                ..Node::new(binary_code(*op), a, output)
+            },
+            Op::Concat(b) => Node {
+                b: Some(*b),
+                ..Node::new(format::OP_CONCAT, a, output)
+            },
+            Op::Slice { first, .. } => Node {
+                param: u32::try_from(*first).unwrap_or(u32::MAX),
+                ..Node::new(format::OP_SLICE, a, output)
+            },
+            Op::Gather(index) => Node {
+                weights: vec![tgm::gather_index(index)],
+                ..Node::new(format::OP_GATHER, a, output)
+            },
+        }
+    }
+
     /// The tensor read beside the node's input.
-    fn second_input(&self) -> Option<usize> {
+    pub(crate) fn second_input(&self) -> Option<usize> {
         match self {
             Op::Binary(_, Operand::Tensor(b)) | Op::Concat(b) => Some(*b),
             _ => None,
@@ -230,43 +267,13 @@ impl Dag {
     pub fn program_f32(&self) -> Result<Program, GraphError> {
         let shapes = self.shapes()?;
         let n_in = self.inputs.len();
-        let binary_code = |op: Binary| match op {
-            Binary::Add => format::OP_ADD,
-            Binary::Sub => format::OP_SUB,
-            Binary::Mul => format::OP_MUL,
-        };
         let nodes = self
             .nodes
             .iter()
             .enumerate()
-            .map(|(k, node)| {
-                let (a, out) = (node.input, n_in + k);
-                match &node.op {
-                    Op::Layer(layer) => tgm::layer_node(layer, a, out),
-                    Op::Exp => Node::new(format::OP_EXP, a, out),
-                    Op::Binary(op, Operand::Tensor(b)) => Node {
-                        b: Some(*b),
-                        param: format::OPERAND_TENSOR,
-                        ..Node::new(binary_code(*op), a, out)
-                    },
-                    Op::Binary(op, Operand::Channel(v)) => Node {
-                        param: format::OPERAND_CHANNEL,
-                        weights: vec![tgm::f32_weight(v)],
-                        ..Node::new(binary_code(*op), a, out)
-                    },
-                    Op::Concat(b) => Node {
-                        b: Some(*b),
-                        ..Node::new(format::OP_CONCAT, a, out)
-                    },
-                    Op::Slice { first, .. } => Node {
-                        param: u32::try_from(*first).unwrap_or(u32::MAX),
-                        ..Node::new(format::OP_SLICE, a, out)
-                    },
-                    Op::Gather(index) => Node {
-                        weights: vec![tgm::gather_index(index)],
-                        ..Node::new(format::OP_GATHER, a, out)
-                    },
-                }
+            .map(|(k, node)| match &node.op {
+                Op::Layer(layer) => tgm::layer_node(layer, node.input, n_in + k),
+                op => op.graph_node(node.input, n_in + k),
             })
             .collect();
         Ok(Program {
@@ -306,146 +313,54 @@ impl Dag {
     pub fn to_onnx_f32(&self, name: &str) -> Result<Vec<u8>, OnnxError> {
         let shapes = self.shapes()?;
         let n_in = self.inputs.len();
-        let flat = |s: Shape| {
-            if s.h == 1 && s.w == 1 {
-                Rank::Flat
-            } else {
-                Rank::Image
-            }
-        };
-        let dims = |s: Shape, r: Rank| match r {
-            Rank::Flat => vec![s.len()],
-            Rank::Image => vec![s.c, s.h, s.w],
-        };
-        let mut b = Builder::default();
-        let mut names: Vec<String> = self.onnx_input_names();
-        let mut ranks: Vec<Rank> = self.inputs.iter().map(|&s| flat(s)).collect();
-        // Tensor `t` in rank `want`, through a Reshape when it has the other.
-        let in_rank = |b: &mut Builder, names: &[String], ranks: &[Rank], t: usize, want: Rank| {
-            if ranks[t] == want {
-                return names[t].clone();
-            }
-            let node = format!(
-                "{}.as_{}",
-                names[t],
-                if want == Rank::Flat { "flat" } else { "image" }
-            );
-            let shape = b.shape_init(&format!("{node}.shape"), &dims(shapes[t], want));
-            let doc = format!(
-                "{} to rank {}",
-                names[t],
-                if want == Rank::Flat { 2 } else { 4 }
-            );
-            b.node("Reshape", &node, &[&names[t], &shape], &node, vec![], &doc);
-            node
-        };
+        let mut w = OnnxWalk::new(shapes, self.onnx_input_names());
         for (k, node) in self.nodes.iter().enumerate() {
             let t = n_in + k;
-            let out = if t == self.output() {
-                output_name(self.part).to_owned()
-            } else {
-                format!("t{t}")
-            };
+            let out = w.tensor_name(t, self.output(), self.part, "");
             let a = node.input;
             let doc = format!("node {k}: {}", node.op.name());
             let node_name = format!("n{k}");
             let rank = match &node.op {
                 Op::Layer(layer) => {
-                    let want = match layer {
-                        Layer::Dense { .. } => Some(Rank::Flat),
-                        Layer::Conv2d(_) | Layer::ConvTranspose2d(_) => Some(Rank::Image),
-                        _ => None,
-                    };
-                    let x = match want {
-                        Some(r) => in_rank(&mut b, &names, &ranks, a, r),
-                        None => names[a].clone(),
+                    let x = match layer_rank(layer) {
+                        Some(r) => w.in_rank(a, r),
+                        None => w.names[a].clone(),
                     };
                     let out_rank = match layer {
-                        Layer::Dense { .. } => Rank::Flat,
-                        Layer::Conv2d(_) | Layer::ConvTranspose2d(_) => Rank::Image,
-                        Layer::Reshape { to } => flat(*to),
-                        _ => ranks[a],
+                        Layer::Reshape { to } => rank_of(*to),
+                        _ => layer_rank(layer).unwrap_or(w.ranks[a]),
                     };
-                    let out_dims = dims(shapes[t], out_rank);
-                    emit_layer_node(&mut b, layer, &node_name, &x, &out, &out_dims, &doc);
+                    let out_dims = dims_in(w.shapes[t], out_rank);
+                    emit_layer_node(&mut w.b, layer, &node_name, &x, &out, &out_dims, &doc);
                     out_rank
                 }
-                Op::Exp => {
-                    b.node("Exp", &node_name, &[&names[a]], &out, vec![], &doc);
-                    ranks[a]
-                }
-                Op::Binary(_, operand) => {
-                    let op_type = node.op.name();
-                    let y = match operand {
-                        Operand::Tensor(t2) => in_rank(&mut b, &names, &ranks, *t2, ranks[a]),
-                        Operand::Channel(v) => {
-                            let vdims = match ranks[a] {
-                                Rank::Flat => vec![v.len()],
-                                Rank::Image => vec![v.len(), 1, 1],
-                            };
-                            b.init_f32(&format!("{node_name}.operand"), &vdims, v)
-                        }
-                    };
-                    b.node(op_type, &node_name, &[&names[a], &y], &out, vec![], &doc);
-                    ranks[a]
-                }
-                Op::Concat(t2) => {
-                    let y = in_rank(&mut b, &names, &ranks, *t2, ranks[a]);
-                    b.node(
-                        "Concat",
+                op => {
+                    let x = w.names[a].clone();
+                    let y = op.second_input().map(|t2| w.in_rank(t2, w.ranks[a]));
+                    emit_graph_op(
+                        &mut w.b,
+                        op,
                         &node_name,
-                        &[&names[a], &y],
+                        &x,
+                        y.as_deref(),
                         &out,
-                        vec![attr_int("axis", 1)],
+                        w.ranks[a],
                         &doc,
                     );
-                    ranks[a]
-                }
-                Op::Slice { first, len } => {
-                    let (start, end) = (*first as i64, (first + len) as i64);
-                    let starts = b.init_i64(&format!("{node_name}.starts"), &[1], &[start]);
-                    let ends = b.init_i64(&format!("{node_name}.ends"), &[1], &[end]);
-                    let axes = b.init_i64(&format!("{node_name}.axes"), &[1], &[1]);
-                    b.node(
-                        "Slice",
-                        &node_name,
-                        &[&names[a], &starts, &ends, &axes],
-                        &out,
-                        vec![],
-                        &doc,
-                    );
-                    ranks[a]
-                }
-                Op::Gather(index) => {
-                    let index: Vec<i64> = index.iter().map(|&i| i64::from(i)).collect();
-                    let idx = b.init_i64(&format!("{node_name}.index"), &[index.len()], &index);
-                    b.node(
-                        "Gather",
-                        &node_name,
-                        &[&names[a], &idx],
-                        &out,
-                        vec![attr_int("axis", 1)],
-                        &doc,
-                    );
-                    ranks[a]
+                    w.ranks[a]
                 }
             };
-            names.push(out);
-            ranks.push(rank);
+            w.names.push(out);
+            w.ranks.push(rank);
         }
-        let endpoint = |t: usize| Endpoint {
-            name: names[t].clone(),
-            elem: ElemType::F32,
-            dims: dims(shapes[t], ranks[t]),
-        };
-        let inputs: Vec<Endpoint> = (0..n_in).map(endpoint).collect();
-        let output = endpoint(self.output());
+        let inputs: Vec<Endpoint> = (0..n_in).map(|t| w.endpoint(t, ElemType::F32)).collect();
+        let output = w.endpoint(self.output(), ElemType::F32);
         let doc = format!(
             "tinygen {:?} `{name}`, float32, a graph of {} nodes",
             self.part,
             self.nodes.len()
         );
-        Ok(b.finish(
+        Ok(w.b.finish(
             name,
             &doc,
             self.part,
@@ -453,6 +368,144 @@ impl Dag {
             &inputs,
             std::slice::from_ref(&output),
         ))
+    }
+}
+
+/// The rank a chain layer reads: flat for Dense, an image for convolutions, any for the rest.
+pub(crate) fn layer_rank(layer: &Layer) -> Option<Rank> {
+    match layer {
+        Layer::Dense { .. } => Some(Rank::Flat),
+        Layer::Conv2d(_) | Layer::ConvTranspose2d(_) => Some(Rank::Image),
+        _ => None,
+    }
+}
+
+/// The ONNX rank of a shape: flat (`[N, n]`) when it has no plane, else an image.
+pub(crate) fn rank_of(s: Shape) -> Rank {
+    if s.h == 1 && s.w == 1 {
+        Rank::Flat
+    } else {
+        Rank::Image
+    }
+}
+
+/// The ONNX dims of one sample of shape `s` in rank `r` (without the batch).
+pub(crate) fn dims_in(s: Shape, r: Rank) -> Vec<usize> {
+    match r {
+        Rank::Flat => vec![s.len()],
+        Rank::Image => vec![s.c, s.h, s.w],
+    }
+}
+
+/// The state of writing a graph to ONNX: the builder, and the ONNX name and rank of every
+/// tensor written so far.
+pub(crate) struct OnnxWalk {
+    pub(crate) b: Builder,
+    pub(crate) shapes: Vec<Shape>,
+    pub(crate) names: Vec<String>,
+    pub(crate) ranks: Vec<Rank>,
+}
+
+impl OnnxWalk {
+    /// A walk whose graph inputs are named `inputs` (their ranks follow from their shapes).
+    pub(crate) fn new(shapes: Vec<Shape>, inputs: Vec<String>) -> Self {
+        let ranks = shapes[..inputs.len()].iter().map(|&s| rank_of(s)).collect();
+        OnnxWalk {
+            b: Builder::default(),
+            shapes,
+            names: inputs,
+            ranks,
+        }
+    }
+
+    /// The ONNX name of tensor `t`: the part's output name for the graph output, else
+    /// `t{t}`; `suffix` follows either (`.q` for int8 tensors).
+    pub(crate) fn tensor_name(&self, t: usize, output: usize, part: Part, suffix: &str) -> String {
+        if t == output {
+            format!("{}{suffix}", output_name(part))
+        } else {
+            format!("t{t}{suffix}")
+        }
+    }
+
+    /// Tensor `t` in rank `want`, through a Reshape when it has the other.
+    pub(crate) fn in_rank(&mut self, t: usize, want: Rank) -> String {
+        if self.ranks[t] == want {
+            return self.names[t].clone();
+        }
+        let name = &self.names[t];
+        let node = format!(
+            "{name}.as_{}",
+            if want == Rank::Flat { "flat" } else { "image" }
+        );
+        let dims = dims_in(self.shapes[t], want);
+        let shape = self.b.shape_init(&format!("{node}.shape"), &dims);
+        let doc = format!("{name} to rank {}", dims.len() + 1);
+        self.b
+            .node("Reshape", &node, &[name, &shape], &node, vec![], &doc);
+        node
+    }
+
+    /// Tensor `t` as a graph input or output of element type `elem`.
+    pub(crate) fn endpoint(&self, t: usize, elem: ElemType) -> Endpoint {
+        Endpoint {
+            name: self.names[t].clone(),
+            elem,
+            dims: dims_in(self.shapes[t], self.ranks[t]),
+        }
+    }
+}
+
+/// Emits a node that is not a chain layer (Exp, Add, Sub, Mul, Concat, Slice, Gather) reading
+/// `x` (of rank `rank`) and, for a tensor operand or a concatenation, `y` in the same rank.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn emit_graph_op(
+    b: &mut Builder,
+    op: &Op,
+    node: &str,
+    x: &str,
+    y: Option<&str>,
+    out: &str,
+    rank: Rank,
+    doc: &str,
+) {
+    let y = y.unwrap_or_default();
+    match op {
+        Op::Layer(_) => {}
+        Op::Exp => b.node("Exp", node, &[x], out, vec![], doc),
+        Op::Binary(_, operand) => {
+            let y = match operand {
+                Operand::Tensor(_) => y.to_owned(),
+                Operand::Channel(v) => {
+                    let vdims = match rank {
+                        Rank::Flat => vec![v.len()],
+                        Rank::Image => vec![v.len(), 1, 1],
+                    };
+                    b.init_f32(&format!("{node}.operand"), &vdims, v)
+                }
+            };
+            b.node(op.name(), node, &[x, &y], out, vec![], doc);
+        }
+        Op::Concat(_) => b.node("Concat", node, &[x, y], out, vec![attr_int("axis", 1)], doc),
+        Op::Slice { first, len } => {
+            let (start, end) = (*first as i64, (first + len) as i64);
+            let starts = b.init_i64(&format!("{node}.starts"), &[1], &[start]);
+            let ends = b.init_i64(&format!("{node}.ends"), &[1], &[end]);
+            let axes = b.init_i64(&format!("{node}.axes"), &[1], &[1]);
+            b.node("Slice", node, &[x, &starts, &ends, &axes], out, vec![], doc);
+        }
+        Op::Gather(index) => {
+            let index: Vec<i64> = index.iter().map(|&i| i64::from(i)).collect();
+            let idx = b.init_i64(&format!("{node}.index"), &[index.len()], &index);
+            b.node(
+                "Gather",
+                node,
+                &[x, &idx],
+                out,
+                vec![attr_int("axis", 1)],
+                doc,
+            );
+        }
     }
 }
 

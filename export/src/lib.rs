@@ -9,6 +9,7 @@ pub mod graph;
 pub mod import;
 pub mod onnx;
 pub mod plan;
+pub mod qdag;
 pub mod quant;
 pub mod tgm;
 

@@ -45,6 +45,8 @@ pub enum Activation {
     Tanh,
     /// `1 / (1 + exp(-x))`.
     Sigmoid,
+    /// `exp(x)` (graphs only: a flow's scale).
+    Exp,
 }
 
 impl Activation {
@@ -75,6 +77,7 @@ impl Activation {
                     e / (1.0 + e)
                 }
             }
+            Activation::Exp => libm::expf(x),
         }
     }
 
@@ -162,6 +165,45 @@ pub enum QLayer {
     },
 }
 
+impl QLayer {
+    /// The f32 layer of the same geometry with zero weights (a table stands as a ReLU): what
+    /// shape rules need.
+    pub(crate) fn skeleton(&self) -> Layer {
+        match self {
+            QLayer::Dense { inputs, outputs, q } => Layer::Dense {
+                inputs: *inputs,
+                outputs: *outputs,
+                weight: vec![0.0; q.weight.len()],
+                bias: vec![0.0; q.bias.len()],
+            },
+            QLayer::Conv2d { conv, q } | QLayer::ConvTranspose2d { conv, q } => {
+                let c = Conv {
+                    spec: *conv,
+                    weight: vec![0.0; q.weight.len()],
+                    bias: vec![0.0; q.bias.len()],
+                };
+                if matches!(self, QLayer::Conv2d { .. }) {
+                    Layer::Conv2d(c)
+                } else {
+                    Layer::ConvTranspose2d(c)
+                }
+            }
+            QLayer::Activation { .. } => Layer::Relu,
+            QLayer::Reshape { to } => Layer::Reshape { to: *to },
+        }
+    }
+
+    /// The int8 parts of a Dense or convolution layer.
+    pub fn linear(&self) -> Option<&QLinear> {
+        match self {
+            QLayer::Dense { q, .. }
+            | QLayer::Conv2d { q, .. }
+            | QLayer::ConvTranspose2d { q, .. } => Some(q),
+            _ => None,
+        }
+    }
+}
+
 /// A quantized graph: plain data read by the ONNX QDQ writer and the model file writer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantGraph {
@@ -189,28 +231,7 @@ impl QuantGraph {
         let mut shape = self.input_shape;
         shapes.push(shape);
         for (i, layer) in self.layers.iter().enumerate() {
-            let as_f32 = match layer {
-                QLayer::Dense { inputs, outputs, q } => Layer::Dense {
-                    inputs: *inputs,
-                    outputs: *outputs,
-                    weight: vec![0.0; q.weight.len()],
-                    bias: vec![0.0; q.bias.len()],
-                },
-                QLayer::Conv2d { conv, q } | QLayer::ConvTranspose2d { conv, q } => {
-                    let c = Conv {
-                        spec: *conv,
-                        weight: vec![0.0; q.weight.len()],
-                        bias: vec![0.0; q.bias.len()],
-                    };
-                    if matches!(layer, QLayer::Conv2d { .. }) {
-                        Layer::Conv2d(c)
-                    } else {
-                        Layer::ConvTranspose2d(c)
-                    }
-                }
-                QLayer::Activation { .. } => Layer::Relu,
-                QLayer::Reshape { to } => Layer::Reshape { to: *to },
-            };
+            let as_f32 = layer.skeleton();
             shape = as_f32.output_shape(i, shape)?;
             shapes.push(shape);
         }
@@ -256,6 +277,12 @@ pub enum QuantError {
         /// `s_in * s_w / s_out`.
         ratio: f64,
     },
+    /// The graph has a form the quantiser does not take.
+    #[error("cannot quantize {what}")]
+    Unsupported {
+        /// What it is.
+        what: String,
+    },
     /// The graph is not well formed.
     #[error(transparent)]
     Graph(#[from] GraphError),
@@ -269,17 +296,17 @@ pub enum QuantError {
 
 /// Observed range of one tensor.
 #[derive(Debug, Clone, Copy)]
-struct Range {
-    lo: f32,
-    hi: f32,
+pub(crate) struct Range {
+    pub(crate) lo: f32,
+    pub(crate) hi: f32,
 }
 
 impl Range {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Range { lo: 0.0, hi: 0.0 }
     }
 
-    fn add(&mut self, xs: &[f32], layer: usize) -> Result<(), QuantError> {
+    pub(crate) fn add(&mut self, xs: &[f32], layer: usize) -> Result<(), QuantError> {
         for &x in xs {
             if !x.is_finite() {
                 return Err(QuantError::NonFinite { layer });
@@ -292,7 +319,7 @@ impl Range {
 }
 
 /// Activation quantisation of a range (which includes 0).
-fn activation_params(r: Range, free: bool) -> QParams {
+pub(crate) fn activation_params(r: Range, free: bool) -> QParams {
     let span = f64::from(r.hi) - f64::from(r.lo);
     let span = if span > 0.0 { span } else { 1.0 };
     let scale = if free {
@@ -351,7 +378,7 @@ fn channel_of(layer: &Layer, index: usize) -> usize {
 }
 
 /// Quantizes one Dense or convolution layer.
-fn quantize_linear(
+pub(crate) fn quantize_linear(
     index: usize,
     layer: &Layer,
     input: QParams,

@@ -467,7 +467,7 @@ pub fn write_f32(graph: &Graph) -> Result<Vec<u8>, TgmError> {
     ))
 }
 
-fn linear_node(op: u8, i: usize, geometry: [usize; 8], q: &QLinear) -> Node {
+fn linear_node(op: u8, a: usize, output: usize, geometry: [usize; 8], q: &QLinear) -> Node {
     Node {
         geometry,
         min: q.min,
@@ -478,7 +478,23 @@ fn linear_node(op: u8, i: usize, geometry: [usize; 8], q: &QLinear) -> Node {
             i32_bytes(&q.multiplier),
             q.shift.clone(),
         ],
-        ..Node::new(op, i, i + 1)
+        ..Node::new(op, a, output)
+    }
+}
+
+/// The int8 model file op of a quantized layer reading tensor `a` and writing `output`.
+pub fn qlayer_node(layer: &QLayer, a: usize, output: usize) -> Node {
+    match layer {
+        QLayer::Dense { q, .. } => linear_node(format::OP_DENSE, a, output, [0; 8], q),
+        QLayer::Conv2d { conv, q } => linear_node(format::OP_CONV2D, a, output, geometry(conv), q),
+        QLayer::ConvTranspose2d { conv, q } => {
+            linear_node(format::OP_CONV_TRANSPOSE2D, a, output, geometry(conv), q)
+        }
+        QLayer::Activation { table, .. } => Node {
+            weights: vec![i8_bytes(table)],
+            ..Node::new(format::OP_LUT, a, output)
+        },
+        QLayer::Reshape { .. } => Node::new(format::OP_RESHAPE, a, output),
     }
 }
 
@@ -488,26 +504,14 @@ pub fn write_int8(q: &QuantGraph) -> Result<Vec<u8>, TgmError> {
     let mut nodes = Vec::with_capacity(q.layers.len());
     let mut quant = vec![q.input];
     for (i, layer) in q.layers.iter().enumerate() {
-        let (node, out_q) = match layer {
-            QLayer::Dense { q, .. } => (linear_node(format::OP_DENSE, i, [0; 8], q), q.output),
-            QLayer::Conv2d { conv, q } => (
-                linear_node(format::OP_CONV2D, i, geometry(conv), q),
-                q.output,
-            ),
-            QLayer::ConvTranspose2d { conv, q } => (
-                linear_node(format::OP_CONV_TRANSPOSE2D, i, geometry(conv), q),
-                q.output,
-            ),
-            QLayer::Activation { output, table, .. } => (
-                Node {
-                    weights: vec![i8_bytes(table)],
-                    ..Node::new(format::OP_LUT, i, i + 1)
-                },
-                *output,
-            ),
-            QLayer::Reshape { .. } => (Node::new(format::OP_RESHAPE, i, i + 1), quant[i]),
+        let out_q = match layer {
+            QLayer::Dense { q, .. }
+            | QLayer::Conv2d { q, .. }
+            | QLayer::ConvTranspose2d { q, .. } => q.output,
+            QLayer::Activation { output, .. } => *output,
+            QLayer::Reshape { .. } => quant[i],
         };
-        nodes.push(node);
+        nodes.push(qlayer_node(layer, i, i + 1));
         quant.push(out_q);
     }
     let tensors = shapes

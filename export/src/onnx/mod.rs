@@ -26,6 +26,7 @@
 pub mod proto;
 
 mod qdq;
+pub mod qdq_graph;
 
 use std::ops::Range;
 
@@ -224,6 +225,7 @@ pub(crate) enum Kind {
     LeakyRelu,
     Tanh,
     Sigmoid,
+    Exp,
     Reshape,
 }
 
@@ -250,6 +252,7 @@ impl Kind {
             Kind::LeakyRelu => "leakyrelu",
             Kind::Tanh => "tanh",
             Kind::Sigmoid => "sigmoid",
+            Kind::Exp => "exp",
             Kind::Reshape => "reshape",
         }
     }
@@ -288,7 +291,7 @@ impl Plan {
                 Kind::Dense => Rank::Flat,
                 Kind::Conv | Kind::ConvTranspose => Rank::Image,
                 Kind::Reshape => flat_or_image(shape),
-                Kind::Relu | Kind::LeakyRelu | Kind::Tanh | Kind::Sigmoid => prev,
+                Kind::Relu | Kind::LeakyRelu | Kind::Tanh | Kind::Sigmoid | Kind::Exp => prev,
             });
         }
         let count = kinds.len();

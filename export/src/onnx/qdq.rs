@@ -193,6 +193,9 @@ impl QPlan {
                     f: Activation::Sigmoid,
                     ..
                 } => Kind::Sigmoid,
+                QLayer::Activation {
+                    f: Activation::Exp, ..
+                } => Kind::Exp,
                 QLayer::Reshape { .. } => Kind::Reshape,
             })
             .collect();
@@ -255,7 +258,7 @@ impl QPlan {
 
 impl Builder {
     /// Scalar scale and int8 zero point initializers `{prefix}.scale`, `{prefix}.zero_point`.
-    fn qparams(&mut self, prefix: &str, p: QParams) -> (String, String) {
+    pub(super) fn qparams(&mut self, prefix: &str, p: QParams) -> (String, String) {
         let s = self.init_f32(&format!("{prefix}.scale"), &[], &[p.scale]);
         let zp = self.init_i8(&format!("{prefix}.zero_point"), &[], &[p.zero_point]);
         (s, zp)
@@ -269,10 +272,33 @@ fn emit_qdq_layer(
     q: &QuantGraph,
     i: usize,
 ) -> Result<(), OnnxError> {
-    let node = plan.plan.node_name(i);
-    let input = plan.qname(i);
-    let output = plan.qname(i + 1);
     let layer = &q.layers[i];
+    let input = plan.qname(i);
+    let x = match layer {
+        QLayer::Dense { .. } => b.in_rank(&plan.plan, i, Rank::Flat, &input),
+        QLayer::Conv2d { .. } | QLayer::ConvTranspose2d { .. } => {
+            b.in_rank(&plan.plan, i, Rank::Image, &input)
+        }
+        _ => input,
+    };
+    let node = plan.plan.node_name(i);
+    let output = plan.qname(i + 1);
+    emit_qlayer(b, layer, i, &node, &x, &output, &plan.plan.dims(i + 1))
+}
+
+/// Emits the QDQ form of one int8 layer (node `node`, number `i` in the docs): int8 tensor `x`
+/// in, already in the rank the layer takes (flat for Dense, an image for convolutions), int8
+/// tensor `output` out; `out_dims` (without the batch) is the shape a Reshape writes.
+pub(super) fn emit_qlayer(
+    b: &mut Builder,
+    layer: &QLayer,
+    i: usize,
+    node: &str,
+    x: &str,
+    output: &str,
+    out_dims: &[usize],
+) -> Result<(), OnnxError> {
+    let (node, output) = (node.to_owned(), output.to_owned());
     let doc = |what: &str| format!("layer {i}: {what}");
     let bad = |what: String| OnnxError::Quantized { layer: i, what };
     match layer {
@@ -281,8 +307,7 @@ fn emit_qdq_layer(
             outputs,
             q: ql,
         } => {
-            let x = b.in_rank(&plan.plan, i, Rank::Flat, &input);
-            let xf = dequantize_activation(b, &node, &x, ql.input);
+            let xf = dequantize_activation(b, &node, x, ql.input);
             let (w, bias) =
                 dequantize_parameters(b, &node, ql, &[*outputs, *inputs], 0).map_err(bad)?;
             let y = format!("{node}.y");
@@ -299,8 +324,7 @@ fn emit_qdq_layer(
         }
         QLayer::Conv2d { conv, q: ql } | QLayer::ConvTranspose2d { conv, q: ql } => {
             let transposed = matches!(layer, QLayer::ConvTranspose2d { .. });
-            let x = b.in_rank(&plan.plan, i, Rank::Image, &input);
-            let xf = dequantize_activation(b, &node, &x, ql.input);
+            let xf = dequantize_activation(b, &node, x, ql.input);
             let c = Conv {
                 spec: *conv,
                 weight: Vec::new(),
@@ -331,13 +355,14 @@ fn emit_qdq_layer(
             output: qout,
             ..
         } => {
-            let xf = dequantize_activation(b, &node, &input, *qin);
+            let xf = dequantize_activation(b, &node, x, *qin);
             let y = format!("{node}.y");
             let (op, attrs) = match f {
                 Activation::Relu => ("Relu", vec![]),
                 Activation::LeakyRelu { alpha } => ("LeakyRelu", vec![attr_float("alpha", *alpha)]),
                 Activation::Tanh => ("Tanh", vec![]),
                 Activation::Sigmoid => ("Sigmoid", vec![]),
+                Activation::Exp => ("Exp", vec![]),
             };
             b.node(
                 op,
@@ -360,11 +385,11 @@ fn emit_qdq_layer(
             );
         }
         QLayer::Reshape { .. } => {
-            let shape = b.shape_init(&format!("{node}.shape"), &plan.plan.dims(i + 1));
+            let shape = b.shape_init(&format!("{node}.shape"), out_dims);
             b.node(
                 "Reshape",
                 &node,
-                &[&input, &shape],
+                &[x, &shape],
                 &output,
                 vec![],
                 &doc("reshape of the int8 tensor"),
@@ -391,7 +416,7 @@ fn describe(c: &ConvSpec) -> String {
 }
 
 /// `DequantizeLinear(x, {node}.x.scale, {node}.x.zero_point) -> {node}.x`.
-fn dequantize_activation(b: &mut Builder, node: &str, x: &str, p: QParams) -> String {
+pub(super) fn dequantize_activation(b: &mut Builder, node: &str, x: &str, p: QParams) -> String {
     let (s, zp) = b.qparams(&format!("{node}.x"), p);
     let out = format!("{node}.x");
     b.node(
