@@ -11,6 +11,8 @@ use tinygen_export::check;
 use tinygen_export::dag::Dag;
 use tinygen_export::graph::{Graph, Part, Shape};
 use tinygen_export::onnx;
+use tinygen_export::onnx::qdq_graph::to_onnx_qdq_graph;
+use tinygen_export::qdag::{quantize_dag, QOp, QuantDag};
 use tinygen_export::quant::{self, QLayer, QLinear, QParams, QuantGraph, QuantOptions};
 use tinygen_export::tgm;
 use tinygen_runtime::model::OutputRange;
@@ -125,11 +127,20 @@ pub struct Calibration {
     pub what: String,
 }
 
+/// A quantised model: a chain, or a graph with branches.
+#[derive(Debug, Clone)]
+pub enum Quantized {
+    /// A chain (the quantiser's free-scale option applies).
+    Chain(QuantGraph),
+    /// A graph with branches (power-of-two scales, bit-exact with its QDQ graph).
+    Graph(QuantDag),
+}
+
 /// The int8 half of an export.
 #[derive(Debug, Clone)]
 pub struct Int8Export {
     /// The quantised graph written to `NAME.int8.onnx` and `NAME.int8.tgm`.
-    pub graph: QuantGraph,
+    pub graph: Quantized,
     /// int8 vs f32 on the calibration inputs.
     pub quality: Quality,
 }
@@ -265,7 +276,7 @@ pub fn export_run_with(
         write_model_file(&mut written, &out, &format!("{name}.tgm"), &tgm_f32)?;
     let mut model_rs = vec![rs_f32];
 
-    let calibration = calibration_inputs(&cfg, part, &graph, opts.calib, opts.seed)?;
+    let calibration = calibration_inputs(&cfg, part, graph.input.len(), opts.calib, opts.seed)?;
     let mut int8 = None;
     if opts.int8 {
         on_step(ExportStep::Calibrating {
@@ -296,10 +307,13 @@ pub fn export_run_with(
         model_rs.push(rs_q);
         let flat: Vec<f32> = calibration.inputs.iter().flatten().copied().collect();
         let quality = quality(&f32_file, &file, &flat)?;
-        int8 = Some(Int8Export { graph: q, quality });
+        int8 = Some(Int8Export {
+            graph: Quantized::Chain(q),
+            quality,
+        });
     }
 
-    let rs = model_rs_file(&model_rs);
+    let rs = model_rs_file("export", &model_rs);
     write(&mut written, &out, "model.rs", rs.as_bytes(), None)?;
     let report = report(
         opts,
@@ -333,10 +347,10 @@ pub fn export_run_with(
 }
 
 /// [`export_run_with`] for a part with branches (a flow's generator): the float ONNX and the
-/// f32 model file of its [`Dag`], `model.rs` and the report. The int8 quantiser handles chains
-/// only, so `--int8` is refused with the reason. A graph whose last node does not bound its
-/// output (a flow ends in the inverse logit's affine step) gets the range of the model's
-/// pixels in its model file.
+/// f32 model file of its [`Dag`], with `int8` the QDQ ONNX and int8 model file of the graph
+/// quantiser ([`quantize_dag`]; power-of-two scales only), `model.rs` and the report. A graph
+/// whose last node does not bound its output (a flow ends in the inverse logit's affine step)
+/// gets the range of the model's pixels in its model files.
 fn export_branched(
     opts: &ExportOptions,
     on_step: &mut dyn FnMut(ExportStep<'_>),
@@ -345,11 +359,10 @@ fn export_branched(
     name: &'static str,
 ) -> Result<ExportSummary> {
     let kind = cfg.model.kind;
-    if opts.int8 {
+    if opts.int8 && opts.free_scales {
         bail!(
-            "{}: the {kind} model's {name} is a graph with branches, and the int8 quantiser \
-             handles chains (Dense, convolutions, activations) only; export it without --int8 \
-             (the f32 model file runs on the device)",
+            "{}: the {kind} model's {name} is a graph with branches, which is quantised with \
+             power-of-two scales only (bit-exact with its QDQ graph); drop --free-scales",
             opts.run.display()
         );
     }
@@ -380,10 +393,40 @@ fn export_branched(
     }
     let tgm_f32 = tgm::write_program(&program)
         .with_context(|| format!("writing {name}.tgm: the runtime cannot express the {name}"))?;
-    let (_, rs) = write_model_file(&mut written, &out, &format!("{name}.tgm"), &tgm_f32)?;
-    let rs = model_rs_file(&[rs]);
+    let (f32_file, rs) = write_model_file(&mut written, &out, &format!("{name}.tgm"), &tgm_f32)?;
+    let mut model_rs = vec![rs];
+    let input_len = dag.inputs.first().map_or(0, Shape::len);
+    let calibration = calibration_inputs(cfg, opts.part, input_len, opts.calib, opts.seed)?;
+    let mut int8 = None;
+    if opts.int8 {
+        on_step(ExportStep::Calibrating {
+            calibration: &calibration,
+            free_scales: false,
+        });
+        let (q, rs) = write_int8_graph(
+            &dag,
+            program.range,
+            &calibration,
+            &out,
+            name,
+            &f32_file,
+            &mut written,
+        )?;
+        model_rs.push(rs);
+        int8 = Some(q);
+    }
+    let rs = model_rs_file("export", &model_rs);
     write(&mut written, &out, "model.rs", rs.as_bytes(), None)?;
-    let report = branched_report(opts, cfg, name, &dag, program.range, &written);
+    let report = branched_report(
+        opts,
+        cfg,
+        name,
+        &dag,
+        program.range,
+        &written,
+        &calibration,
+        int8.as_ref(),
+    );
     write(
         &mut written,
         &out,
@@ -400,15 +443,132 @@ fn export_branched(
         macs: dag.macs().unwrap_or(0),
         graph: dag,
         files: written,
-        calibration: Calibration {
-            inputs: Vec::new(),
-            what: "none (f32 only)".into(),
-        },
-        int8: None,
+        calibration,
+        int8,
     })
 }
 
+/// Quantises a graph with branches on `calibration` ([`quantize_dag`]), writes
+/// `NAME.int8.onnx` (QDQ) and `NAME.int8.tgm` (output range `range`) into `out`, and measures
+/// int8 against the f32 model file on the calibration inputs. Returns the int8 half and its
+/// `model.rs` block.
+pub fn write_int8_graph(
+    dag: &Dag,
+    range: OutputRange,
+    calibration: &Calibration,
+    out: &Path,
+    name: &str,
+    f32_file: &ModelFile,
+    written: &mut Vec<WrittenFile>,
+) -> Result<(Int8Export, (String, String))> {
+    let mut q = quantize_dag(dag, &calibration.inputs)
+        .with_context(|| format!("quantizing the {name} to int8"))?;
+    q.output_range = range;
+    let onnx_q = to_onnx_qdq_graph(&q, &format!("{name}.int8")).with_context(|| {
+        format!("writing {name}.int8.onnx: the QDQ writer cannot express the {name}")
+    })?;
+    write(written, out, &format!("{name}.int8.onnx"), &onnx_q, None)?;
+    let tgm_q = q
+        .write_int8()
+        .with_context(|| format!("writing {name}.int8.tgm"))?;
+    let (file, rs) = write_model_file(written, out, &format!("{name}.int8.tgm"), &tgm_q)?;
+    let flat: Vec<f32> = calibration.inputs.iter().flatten().copied().collect();
+    let quality = quality(f32_file, &file, &flat)?;
+    Ok((
+        Int8Export {
+            graph: Quantized::Graph(q),
+            quality,
+        },
+        rs,
+    ))
+}
+
+/// The int8 section of a report on a graph with branches: scales per node and int8 vs f32.
+pub fn graph_int8_section(s: &mut String, q: &QuantDag, cal: &Calibration, quality: &Quality) {
+    let n_in = q.inputs.len();
+    let _ = writeln!(
+        s,
+        "\n## int8\n\nScales: bit-exact rule (power-of-two activation scales, weight scales with \
+         a 7-bit mantissa). Calibration: {} {}. Input: {}. Output: {}.\n",
+        cal.inputs.len(),
+        cal.what,
+        qp(q.quant[0]),
+        qp(q.quant[q.output()])
+    );
+    let _ = writeln!(
+        s,
+        "Add, Sub, Mul and Concat dequantize their inputs, compute in f32 and quantize to their \
+         output's scale; Slice, Gather and Reshape keep their input's. Tensors are numbered as in \
+         the int8 graph (a ReLU folded into the layer before it has no tensor of its own).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| tensor | op | input | output | weight scales | multipliers | shifts |\n|---|---|---|---|---|---|---|"
+    );
+    for (k, node) in q.nodes.iter().enumerate() {
+        let t = n_in + k;
+        let row = match &node.op {
+            QOp::Layer(l) => qlayer_row(t, l, q.quant[node.input]),
+            QOp::Graph(op) => format!(
+                "| {t} | {} of {}{} | {} | {} | - | - | - |",
+                op.name(),
+                node.input,
+                match op {
+                    tinygen_export::dag::Op::Binary(_, tinygen_export::dag::Operand::Tensor(b))
+                    | tinygen_export::dag::Op::Concat(b) => format!(" and {b}"),
+                    _ => String::new(),
+                },
+                qp(q.quant[node.input]),
+                qp(q.quant[t])
+            ),
+        };
+        let _ = writeln!(s, "{row}");
+    }
+    quality_section(s, cal, quality, q.quant[q.output()].scale);
+}
+
+/// The int8-vs-f32 table of a report.
+fn quality_section(s: &mut String, cal: &Calibration, quality: &Quality, output_scale: f32) {
+    let _ = writeln!(
+        s,
+        "\n## int8 vs f32\n\nBoth model files run in the runtime on the {} calibration inputs ({}):\n\n\
+         | figure | value |\n|---|---|\n\
+         | PSNR (peak {}) | {:.2} dB |\n| RMS error | {:.3e} |\n| max abs error | {:.3e} |\n\
+         | max abs error in output steps ({}) | {:.2} |",
+        cal.inputs.len(),
+        cal.what,
+        quality.peak,
+        quality.psnr_db,
+        quality.rmse,
+        quality.max_error,
+        output_scale,
+        quality.max_error_steps,
+    );
+}
+
+/// One row of the int8 layer table: tensor or layer `i`, its input's quantisation `input`.
+fn qlayer_row(i: usize, l: &QLayer, input: QParams) -> String {
+    match l {
+        QLayer::Dense { q, .. } => linear_row(i, "Dense", q),
+        QLayer::Conv2d { q, .. } => linear_row(i, "Conv2d", q),
+        QLayer::ConvTranspose2d { q, .. } => linear_row(i, "ConvTranspose2d", q),
+        QLayer::Activation {
+            f, input, output, ..
+        } => format!(
+            "| {i} | {f:?} (256-entry table) | {} | {} | - | - | - |",
+            qp(*input),
+            qp(*output)
+        ),
+        QLayer::Reshape { to } => format!(
+            "| {i} | Reshape to {to} | {} | {} | - | - | - |",
+            qp(input),
+            qp(input)
+        ),
+    }
+}
+
 /// `export-report.md` of a graph with branches: files, sizes and one row per node.
+#[allow(clippy::too_many_arguments)]
 fn branched_report(
     opts: &ExportOptions,
     cfg: &TrainConfig,
@@ -416,6 +576,8 @@ fn branched_report(
     dag: &Dag,
     range: OutputRange,
     written: &[WrittenFile],
+    cal: &Calibration,
+    int8: Option<&Int8Export>,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Export report: `{name}`\n");
@@ -423,7 +585,7 @@ fn branched_report(
     let _ = writeln!(
         s,
         "Run `{}` ({}, {}x{} images), part {:?}, a graph with branches of {} nodes, input {}, \
-         output range {range:?}. f32 only: the int8 quantiser handles chains.\n",
+         output range {range:?}.\n",
         opts.run.display(),
         cfg.model.kind,
         cfg.model.height,
@@ -457,6 +619,15 @@ fn branched_report(
             );
         }
     }
+    match int8 {
+        Some(Int8Export {
+            graph: Quantized::Graph(q),
+            quality,
+        }) => graph_int8_section(&mut s, q, cal, quality),
+        _ => {
+            let _ = writeln!(s, "\nNo int8 model (pass `--int8`).");
+        }
+    }
     s
 }
 
@@ -475,37 +646,42 @@ fn files_table(s: &mut String, written: &[WrittenFile]) {
     }
 }
 
+/// `n` latents `z ~ N(0, 1)` of `len` values from the runtime's sampler seeded with `seed`.
+pub fn latent_calibration(len: usize, n: usize, seed: u64) -> Calibration {
+    let mut rng = Rng::seed_from_u64(seed);
+    let inputs = (0..n)
+        .map(|_| {
+            let mut z = vec![0f32; len];
+            rng.fill_gaussian(&mut z);
+            z
+        })
+        .collect();
+    Calibration {
+        inputs,
+        what: format!("latents z ~ N(0, 1), seed {seed}"),
+    }
+}
+
 fn calibration_inputs(
     cfg: &TrainConfig,
     part: Part,
-    graph: &Graph,
+    input_len: usize,
     n: usize,
     seed: u64,
 ) -> Result<Calibration> {
     if part == Part::Generator {
-        let mut rng = Rng::seed_from_u64(seed);
-        let inputs = (0..n)
-            .map(|_| {
-                let mut z = vec![0f32; graph.input.len()];
-                rng.fill_gaussian(&mut z);
-                z
-            })
-            .collect();
-        return Ok(Calibration {
-            inputs,
-            what: format!("latents z ~ N(0, 1), seed {seed}"),
-        });
+        return Ok(latent_calibration(input_len, n, seed));
     }
     let splits = cfg
         .load_data()
         .context("loading the run's data set for the calibration images")?;
     let images = &splits.test.images;
-    if images.ncols() != graph.input.len() {
+    if images.ncols() != input_len {
         bail!(
             "the run's test images have {} pixels, the {:?} takes {} inputs",
             images.ncols(),
             part,
-            graph.input.len()
+            input_len
         );
     }
     let inputs: Vec<Vec<f32>> = images
@@ -575,10 +751,11 @@ pub fn quality(f32_file: &ModelFile, int8_file: &ModelFile, inputs: &[f32]) -> R
     })
 }
 
-/// `model.rs` with one module of constants per model file, plus the largest arena at the top.
-fn model_rs_file(parts: &[(String, String)]) -> String {
-    let mut s = String::from(
-        "// Generated by `tinygen export`; do not edit.\n\
+/// `model.rs` with one module of constants per model file, plus the largest arena at the top;
+/// `command` is the command that writes it (`export`, `import`).
+pub fn model_rs_file(command: &str, parts: &[(String, String)]) -> String {
+    let mut s = format!(
+        "// Generated by `tinygen {command}`; do not edit.\n\
          #![allow(dead_code)]\n\n",
     );
     let mut largest = 0usize;
@@ -686,7 +863,11 @@ fn report(
             );
         }
     }
-    let Some(Int8Export { graph: q, quality }) = int8 else {
+    let Some(Int8Export {
+        graph: Quantized::Chain(q),
+        quality,
+    }) = int8
+    else {
         let _ = writeln!(s, "\nNo int8 model (pass `--int8`).");
         return s;
     };
@@ -712,39 +893,17 @@ fn report(
         s,
         "| # | layer | input | output | weight scales | multipliers | shifts |\n|---|---|---|---|---|---|---|"
     );
-    for (i, l) in q.layers.iter().enumerate() {
-        let row = match l {
-            QLayer::Dense { q, .. } => linear_row(i, "Dense", q),
-            QLayer::Conv2d { q, .. } => linear_row(i, "Conv2d", q),
-            QLayer::ConvTranspose2d { q, .. } => linear_row(i, "ConvTranspose2d", q),
-            QLayer::Activation {
-                f, input, output, ..
-            } => {
-                format!(
-                    "| {i} | {f:?} (256-entry table) | {} | {} | - | - | - |",
-                    qp(*input),
-                    qp(*output)
-                )
-            }
-            QLayer::Reshape { to } => format!("| {i} | Reshape to {to} | - | - | - | - | - |"),
+    let shapes_q = std::iter::once(q.input).chain(q.layers.iter().scan(q.input, |cur, l| {
+        *cur = match l {
+            QLayer::Activation { output, .. } => *output,
+            l => l.linear().map_or(*cur, |ql| ql.output),
         };
-        let _ = writeln!(s, "{row}");
+        Some(*cur)
+    }));
+    for ((i, l), input) in q.layers.iter().enumerate().zip(shapes_q) {
+        let _ = writeln!(s, "{}", qlayer_row(i, l, input));
     }
-    let _ = writeln!(
-        s,
-        "\n## int8 vs f32\n\nBoth model files run in the runtime on the {} calibration inputs ({}):\n\n\
-         | figure | value |\n|---|---|\n\
-         | PSNR (peak {}) | {:.2} dB |\n| RMS error | {:.3e} |\n| max abs error | {:.3e} |\n\
-         | max abs error in output steps ({}) | {:.2} |",
-        cal.inputs.len(),
-        cal.what,
-        quality.peak,
-        quality.psnr_db,
-        quality.rmse,
-        quality.max_error,
-        q.output.scale,
-        quality.max_error_steps,
-    );
+    quality_section(&mut s, cal, quality, q.output.scale);
     let part_name = part_arg(opts.part);
     let out_dir = opts.out_dir();
     let _ = writeln!(

@@ -41,7 +41,7 @@ fn train_cli(run: &Path) {
 
 /// The third family end to end: a small flow trained by the command line exports its
 /// generator (a graph with branches) as ONNX and a model file, which verify against tract and
-/// sample through the runtime; --int8 is refused with its reason.
+/// sample through the runtime; int8 with power-of-two scales (free scales refused).
 #[test]
 fn train_export_verify_and_sample_a_flow() {
     let dir = scratch("cli-flow");
@@ -76,15 +76,37 @@ fn train_export_verify_and_sample_a_flow() {
     }
 
     let out = dir.join("export");
-    let o = tinygen(&["export", s(&run), "--out", s(&out), "--int8"]);
+    let o = tinygen(&[
+        "export",
+        s(&run),
+        "--out",
+        s(&out),
+        "--int8",
+        "--free-scales",
+    ]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("graph with branches"), "{}", text(&o));
+    assert!(
+        text(&o).contains("power-of-two scales only"),
+        "{}",
+        text(&o)
+    );
 
-    let o = tinygen(&["export", s(&run), "--out", s(&out)]);
+    let o = tinygen(&[
+        "export",
+        s(&run),
+        "--out",
+        s(&out),
+        "--int8",
+        "--calib",
+        "128",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("PSNR"), "{}", text(&o));
     for f in [
         "generator.onnx",
         "generator.tgm",
+        "generator.int8.onnx",
+        "generator.int8.tgm",
         "model.rs",
         "export-report.md",
     ] {
@@ -98,10 +120,20 @@ fn train_export_verify_and_sample_a_flow() {
         tinygen_runtime::model::OutputRange::ZeroOne
     );
 
+    let report = std::fs::read_to_string(out.join("export-report.md")).unwrap();
+    assert!(report.contains("## int8 vs f32"), "{report}");
+    let bytes = AlignedBytes::new(&std::fs::read(out.join("generator.int8.tgm")).unwrap());
+    let q = Model::parse(&bytes).unwrap();
+    assert_eq!(q.output_range(), m.output_range());
+
     let o = tinygen(&["verify", s(&out), "--n", "16", "--run", s(&run)]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    for link in ["runtime f32 vs tract", "trainer f32 vs tract"] {
+    for link in [
+        "runtime f32 vs tract",
+        "trainer f32 vs tract",
+        "runtime int8 vs tract",
+    ] {
         assert!(t.contains(link), "verify lacks {link:?}:\n{t}");
     }
     assert!(!t.contains("FAIL"), "{t}");
@@ -165,6 +197,25 @@ fn train_export_verify_and_sample_a_flow() {
     );
     let o = tinygen(&["verify", s(&imported), "--n", "8"]);
     assert!(o.status.success(), "{}", text(&o));
+
+    // And its int8 model, checked against its QDQ graph bit for bit before the command returns.
+    let o = tinygen(&[
+        "import",
+        s(&onnx),
+        "--out",
+        s(&imported),
+        "--output-range",
+        "zero-one",
+        "--int8",
+        "--calib",
+        "64",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("values differ (bit-exact)"), "{t}");
+    assert!(imported.join("generator.int8.tgm").is_file());
+    let rs = std::fs::read_to_string(imported.join("model.rs")).unwrap();
+    assert!(rs.contains("pub mod generator_int8"), "{rs}");
 
     // Not an ONNX file: a clear error naming it.
     let o = tinygen(&["import", s(&out.join("model.rs")), "--out", s(&imported)]);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::ValueEnum;
 use tinygen::import::{import_file, ImportRunOptions};
 use tinygen_export::graph::Part;
@@ -34,11 +34,14 @@ Reads a decoder or generator trained elsewhere (PyTorch's or another exporter's 
 Conv, ConvTranspose, BatchNormalization folded into the layer before it, the activations, Add, Mul,
 Concat, reshapes and the shape arithmetic around them), writes into --out NAME.tgm (the runtime's
 f32 model file), NAME.onnx (a copy of the original), model.rs and import-report.md, and checks
-NAME.tgm against tract-onnx running the original on --n latents before it returns. A node the
-runtime cannot run is reported by name, op type and reason. NAME is the ONNX file's stem.
+NAME.tgm against tract-onnx running the original on --n latents before it returns (1e-5
+relative). With --int8 also NAME.int8.tgm and the QDQ graph NAME.int8.onnx, calibrated on --calib
+latents, checked against tract-onnx bit for bit, with the int8-vs-f32 PSNR. A node the runtime
+cannot run is reported by name, op type and reason. NAME is the ONNX file's stem.
 
 Examples:
   tinygen import dcgan_generator.onnx --out fw/dcgan
+  tinygen import dcgan_generator.onnx --out fw/dcgan --int8 --calib 512
   tinygen import decoder.onnx --out imported --output-range zero-one   # no final sigmoid")]
 pub struct Args {
     /// The ONNX file.
@@ -57,10 +60,14 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "RANGE")]
     pub output_range: Option<RangeArg>,
 
-    /// Also an int8 model file (not available yet for imported graphs: the int8 quantiser
-    /// handles the exporter's chains only).
+    /// Also the int8 model: NAME.int8.tgm and its QDQ graph NAME.int8.onnx, checked against
+    /// each other bit for bit (power-of-two scales).
     #[arg(long)]
     pub int8: bool,
+
+    /// Latents z ~ N(0, 1) that calibrate the int8 activation ranges (seed --seed + 1).
+    #[arg(long, value_name = "N", default_value_t = tinygen::export::DEFAULT_CALIBRATION)]
+    pub calib: usize,
 
     /// Latents the verification runs.
     #[arg(long, value_name = "N", default_value_t = 16)]
@@ -73,13 +80,6 @@ pub struct Args {
 
 /// Runs `tinygen import`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    if args.int8 {
-        bail!(
-            "{}: --int8 is not available for imported models yet (the int8 quantiser handles the \
-             exporter's chains only); import without --int8 to get the f32 model file",
-            args.onnx.display()
-        );
-    }
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args.onnx.file_stem().unwrap_or_default();
         args.onnx.with_file_name(stem)
@@ -96,6 +96,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }),
         n: args.n,
         seed: args.seed,
+        int8: args.int8.then_some(args.calib),
     };
     let done = import_file(&opts)?;
     let imp = &done.imported;
@@ -125,5 +126,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         done.rel_err,
         tinygen::import::REL_TOL
     );
+    if let Some(i) = &done.int8 {
+        let q = &i.export.quality;
+        println!(
+            "verified: runtime int8 vs tract-onnx on {}.int8.onnx, {} latents: {} of {} values differ (bit-exact)",
+            done.name, done.n, i.differing, i.compared
+        );
+        println!(
+            "int8 vs f32 on {} {}: PSNR {:.2} dB, max |error| {:.3e} ({:.2} output steps)",
+            i.calibration.inputs.len(),
+            i.calibration.what,
+            q.psnr_db,
+            q.max_error,
+            q.max_error_steps
+        );
+    }
+    println!("report: {}", done.out.join("import-report.md").display());
     Ok(ExitCode::SUCCESS)
 }
