@@ -130,8 +130,9 @@ fn train_export_verify_and_sample_a_flow() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     for link in [
-        "runtime f32 vs tract",
-        "trainer f32 vs tract",
+        "runtime f32 vs tract float64",
+        "runtime f32 vs tract ",
+        "trainer f32 vs tract float64",
         "runtime int8 vs tract",
     ] {
         assert!(t.contains(link), "verify lacks {link:?}:\n{t}");

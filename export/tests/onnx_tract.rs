@@ -644,3 +644,150 @@ mod int8 {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The float64 reference `tinygen verify` judges f32 models against.
+
+/// Every model, written as float ONNX and widened to float64 (`check::float64_model`, which
+/// also rewrites Gemm, Sigmoid and LeakyRelu for tract's float64 kernels), runs in tract and
+/// matches the plain f64 forward pass to f64 rounding; f32 tract is 1e-7-ish from it.
+#[test]
+fn the_float64_graph_matches_the_f64_reference() {
+    for (name, g) in all_models() {
+        let batch = 3;
+        let z = Rng(40).vec(batch * g.input.len(), 1.5);
+        let m = export_f32(&g, name).unwrap();
+        let dims = batch_dims(batch, &m.inputs[0].dims);
+        let want = ref_forward_all(&g, &z, batch).pop().unwrap();
+        let wide = tinygen_export::check::float64_model(&m.bytes).unwrap();
+        let tract = Tract::load(name, &wide, &Load::default()).unwrap();
+        let x: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+        let got = tract.run_f64(&dims, &x).unwrap();
+        assert_eq!(got.len(), want.len(), "{name}");
+        let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let err = got
+            .iter()
+            .zip(&want)
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()))
+            / scale;
+        assert!(
+            err < 1e-12,
+            "{name}: float64 tract {err:e} from the f64 reference"
+        );
+    }
+}
+
+/// A Gemm with every attribute the rewrite handles: `alpha * A' * B' + beta * C` with both
+/// operands transposed, then LeakyRelu and Sigmoid, against the formula in f64.
+#[test]
+fn the_float64_rewrite_keeps_gemm_attributes() {
+    use prost::Message;
+    use tinygen_export::onnx::proto::{
+        tensor_shape_proto::Dimension, type_proto, AttributeProto, AttributeType, DataType,
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
+        TypeProto, ValueInfoProto,
+    };
+    let (n, k, m) = (2usize, 3usize, 4usize);
+    let mut r = Rng(9);
+    let (a, b, c) = (r.vec(k * n, 1.0), r.vec(m * k, 1.0), r.vec(m, 1.0));
+    let init = |name: &str, dims: &[usize], v: &[f32]| TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Float as i32,
+        raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
+    };
+    let info = |name: &str, dims: &[usize]| {
+        ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            denotation: String::new(),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension {
+                            denotation: String::new(),
+                            value: Some(
+                                tinygen_export::onnx::proto::tensor_shape_proto::dimension::Value::DimValue(d as i64),
+                            ),
+                        })
+                        .collect(),
+                }),
+            })),
+        }),
+        doc_string: String::new(),
+    }
+    };
+    let attr = |name: &str, i: Option<i64>, f: Option<f32>| AttributeProto {
+        name: name.into(),
+        i,
+        f,
+        r#type: if i.is_some() {
+            AttributeType::Int as i32
+        } else {
+            AttributeType::Float as i32
+        },
+        ..Default::default()
+    };
+    let node = |op: &str, input: &[&str], out: &str, attribute| NodeProto {
+        input: input.iter().map(|s| (*s).to_owned()).collect(),
+        output: vec![out.into()],
+        name: out.into(),
+        op_type: op.into(),
+        attribute,
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(GraphProto {
+            name: "gemm".into(),
+            node: vec![
+                node(
+                    "Gemm",
+                    &["a", "b", "c"],
+                    "y",
+                    vec![
+                        attr("transA", Some(1), None),
+                        attr("transB", Some(1), None),
+                        attr("alpha", None, Some(0.5)),
+                        attr("beta", None, Some(-2.0)),
+                    ],
+                ),
+                node(
+                    "LeakyRelu",
+                    &["y"],
+                    "l",
+                    vec![attr("alpha", None, Some(0.3))],
+                ),
+                node("Sigmoid", &["l"], "s", vec![]),
+            ],
+            initializer: vec![init("b", &[m, k], &b), init("c", &[m], &c)],
+            input: vec![info("a", &[k, n])],
+            output: vec![info("s", &[n, m])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let wide = tinygen_export::check::float64_model(&model.encode_to_vec()).unwrap();
+    let tract = Tract::load("gemm", &wide, &Load::default()).unwrap();
+    let x: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
+    let got = tract.run_f64(&[k, n], &x).unwrap();
+    for i in 0..n {
+        for j in 0..m {
+            let dot: f64 = (0..k)
+                .map(|p| f64::from(a[p * n + i]) * f64::from(b[j * k + p]))
+                .sum();
+            let y = 0.5 * dot - 2.0 * f64::from(c[j]);
+            let l = if y < 0.0 { f64::from(0.3f32) * y } else { y };
+            let want = 1.0 / (1.0 + (-l).exp());
+            let g = got[i * m + j];
+            assert!((g - want).abs() < 1e-12, "[{i}, {j}]: {g} vs {want}");
+        }
+    }
+}

@@ -10,8 +10,11 @@
 //! This crate's tests enable the feature through its dev-dependency on itself, and the `tinygen`
 //! package enables it for `verify`.
 
+mod float64;
 #[cfg(feature = "tract")]
 mod tract;
+
+pub use self::float64::float64_model;
 
 #[cfg(feature = "tract")]
 pub use self::tract::{Load, Output, Plan, Tract, Values};

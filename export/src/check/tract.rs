@@ -33,6 +33,8 @@ pub struct Load {
 pub enum Values {
     /// f32 values, row-major.
     F32(Vec<f32>),
+    /// f64 values, row-major.
+    F64(Vec<f64>),
     /// int8 values, row-major.
     I8(Vec<i8>),
     /// Another element type (named), not copied.
@@ -68,6 +70,7 @@ impl Output {
     fn type_name(&self) -> String {
         match &self.values {
             Values::F32(_) => "f32".into(),
+            Values::F64(_) => "f64".into(),
             Values::I8(_) => "i8".into(),
             Values::Other(t) => t.clone(),
         }
@@ -158,6 +161,16 @@ impl Tract {
         })
     }
 
+    /// Runs a float64 model ([`super::float64_model`]) on input `x` of shape `shape` (batch
+    /// first); returns the first output, which must be f64, flattened.
+    pub fn run_f64(&self, shape: &[usize], x: &[f64]) -> Result<Vec<f64>, CheckError> {
+        let out = self.run_all(&[(shape, x)])?;
+        self.first(out, "f64", |v| match v {
+            Values::F64(v) => Some(v),
+            _ => None,
+        })
+    }
+
     /// Runs the model on int8 input `x` of shape `shape` (batch first); returns the first
     /// output, which must be int8, flattened.
     pub fn run_i8(&self, shape: &[usize], x: &[i8]) -> Result<Vec<i8>, CheckError> {
@@ -204,6 +217,9 @@ impl Tract {
                     let values = match t.datum_type() {
                         DatumType::F32 => {
                             Values::F32(t.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+                        }
+                        DatumType::F64 => {
+                            Values::F64(t.try_as_plain_ram()?.as_slice::<f64>()?.to_vec())
                         }
                         DatumType::I8 => {
                             Values::I8(t.try_as_plain_ram()?.as_slice::<i8>()?.to_vec())
