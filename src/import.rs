@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tinygen_export::check::{batch_dims, rel_err, Load, Tract};
+use tinygen_export::check::{batch_dims, float64_model, rel_err, Load, Tract};
 use tinygen_export::graph::Part;
 use tinygen_export::import::{import_onnx, ImportOptions, Imported};
 use tinygen_export::tgm;
@@ -71,8 +71,8 @@ pub struct ImportSummary {
     pub imported: Imported,
     /// Every file written, in order.
     pub files: Vec<WrittenFile>,
-    /// Largest relative difference, runtime f32 vs tract on the original ONNX, over the inputs.
-    pub rel_err: f64,
+    /// Runtime f32 vs tract on the original ONNX (in f32 and float64), over the inputs.
+    pub check: F32Check,
     /// Inputs compared.
     pub n: usize,
     /// The int8 model, with `--int8`.
@@ -134,12 +134,13 @@ pub fn import_file(opts: &ImportRunOptions) -> Result<ImportSummary> {
         tgm::model_rs(&model, &format!("{name}.tgm")),
     )];
 
-    let rel_err = verify(&opts.onnx, &bytes, &imported, &file, opts)?;
-    if rel_err > REL_TOL {
+    let check = verify(&opts.onnx, &bytes, &imported, &file, opts)?;
+    if !check.passes() {
         bail!(
-            "{}: the runtime differs from tract-onnx on the original model by {rel_err:.3e} \
-             (relative; allowed {REL_TOL:e}) over {} inputs; the model file is in {} for inspection",
+            "{}: the runtime differs from tract-onnx on the original model: {} (relative, over \
+             {} inputs); the model file is in {} for inspection",
             opts.onnx.display(),
+            check.describe(),
             opts.n,
             tgm_path.display()
         );
@@ -154,14 +155,14 @@ pub fn import_file(opts: &ImportRunOptions) -> Result<ImportSummary> {
     };
     let rs = model_rs_file("import", &rs);
     write(&mut files, out, "model.rs", rs.as_bytes())?;
-    let report = report(opts, &name, &imported, &files, rel_err, int8.as_ref());
+    let report = report(opts, &name, &imported, &files, &check, int8.as_ref());
     write(&mut files, out, "import-report.md", report.as_bytes())?;
     Ok(ImportSummary {
         name,
         out: out.clone(),
         imported,
         files,
-        rel_err,
+        check,
         n: opts.n,
         int8,
     })
@@ -247,7 +248,7 @@ fn verify(
     imported: &Imported,
     file: &ModelFile,
     opts: &ImportRunOptions,
-) -> Result<f64> {
+) -> Result<F32Check> {
     let name = path.display().to_string();
     let tract = Tract::load(&name, bytes, &Load::default())
         .with_context(|| format!("loading {} in tract-onnx", path.display()))?;
@@ -260,7 +261,14 @@ fn verify(
         .iter()
         .map(|d| std::iter::once(1).chain(d.iter().copied()).collect())
         .collect();
-    let mut worst = 0f64;
+    // The exact values: tract on the same graph in float64, when it can run it (one input).
+    let exact = match imported.condition {
+        None => float64_model(bytes).ok().and_then(|wide| {
+            Tract::load(&format!("{name} in float64"), &wide, &Load::default()).ok()
+        }),
+        Some(_) => None,
+    };
+    let mut check = F32Check::default();
     for i in 0..opts.n {
         let mut z = vec![0f32; imported.latent];
         rng.fill_gaussian(&mut z);
@@ -284,9 +292,55 @@ fn verify(
         let want = tract
             .run_f32_inputs(&inputs)
             .with_context(|| format!("running {} in tract-onnx", path.display()))?;
-        worst = worst.max(rel_err(&got, &want)?);
+        check.vs_tract = check.vs_tract.max(rel_err(&got, &want)?);
+        if let Some(t) = &exact {
+            let z: Vec<f64> = x[0].iter().map(|&v| f64::from(v)).collect();
+            let e = t
+                .run_f64(&dims[0], &z)
+                .with_context(|| format!("running {} in float64 in tract-onnx", path.display()))?;
+            let (vs, tr) = (rel_err(&got, &e)?, rel_err(&want, &e)?);
+            let (a, b) = check.exact.unwrap_or((0.0, 0.0));
+            check.exact = Some((a.max(vs), b.max(tr)));
+        }
     }
-    Ok(worst)
+    Ok(check)
+}
+
+/// The f32 model file against tract on the original ONNX: in f32, and in float64 (the exact
+/// values) when tract can run the graph in float64. As in `tinygen verify`, the runtime must be
+/// within [`REL_TOL`] of the exact values and within [`REL_TOL`] plus tract's own distance
+/// from them of tract in f32; without float64, within [`REL_TOL`] of tract in f32.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct F32Check {
+    /// Largest relative difference, runtime vs tract in f32.
+    pub vs_tract: f64,
+    /// Largest relative differences from tract in float64: the runtime's, and tract f32's.
+    pub exact: Option<(f64, f64)>,
+}
+
+impl F32Check {
+    /// Whether the model file passes.
+    pub fn passes(&self) -> bool {
+        match self.exact {
+            Some((runtime, tract)) => runtime <= REL_TOL && self.vs_tract <= REL_TOL + tract,
+            None => self.vs_tract <= REL_TOL,
+        }
+    }
+
+    /// The figures in words.
+    pub fn describe(&self) -> String {
+        match self.exact {
+            Some((runtime, tract)) => format!(
+                "{runtime:.3e} from the float64 values (allowed {REL_TOL:e}), {:.3e} from \
+                 tract in f32 (allowed {REL_TOL:e} + tract's own {tract:.1e})",
+                self.vs_tract
+            ),
+            None => format!(
+                "{:.3e} from tract in f32 (allowed {REL_TOL:e})",
+                self.vs_tract
+            ),
+        }
+    }
 }
 
 fn report(
@@ -294,7 +348,7 @@ fn report(
     name: &str,
     imp: &Imported,
     files: &[WrittenFile],
-    rel_err: f64,
+    check: &F32Check,
     int8: Option<&ImportInt8>,
 ) -> String {
     let mut s = String::new();
@@ -321,8 +375,10 @@ fn report(
     let _ = writeln!(
         s,
         "Verified: runtime f32 (`{name}.tgm`) against tract-onnx on the original file, {} inputs \
-         (seed {}): largest relative difference {rel_err:.3e} (allowed {REL_TOL:e}).\n",
-        opts.n, opts.seed
+         (seed {}): {}.\n",
+        opts.n,
+        opts.seed,
+        check.describe()
     );
     if let Some(i) = int8 {
         let _ = writeln!(

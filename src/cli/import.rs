@@ -121,10 +121,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("{:<24} {:>12} {arena:>12}", f.name, f.bytes);
     }
     println!(
-        "verified: runtime f32 vs tract-onnx on the original, {} latents: max relative difference {:.3e} (allowed {:e})",
+        "verified: runtime f32 vs tract-onnx on the original, {} latents: {}",
         done.n,
-        done.rel_err,
-        tinygen::import::REL_TOL
+        done.check.describe()
     );
     if let Some(i) = &done.int8 {
         let q = &i.export.quality;
