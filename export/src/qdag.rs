@@ -16,14 +16,14 @@
 //!
 //! Free scales are not offered here: a graph is bit-exact with its QDQ twin or not written.
 
-use tinygen_runtime::model::{Activation as RtActivation, Model, Precision};
+use tinygen_runtime::model::Precision;
 
 use crate::dag::{Dag, DagNode, Op};
 use crate::graph::{GraphError, Layer, OutputRange, Part, Shape};
 use crate::quant::{
-    activation_params, quantize_linear, Activation, QLayer, QParams, QuantError, Range,
+    activation_params, calibrate_file, quantize_linear, Activation, QLayer, QParams, QuantError,
 };
-use crate::tgm::{self, AlignedBytes, Program, TensorDecl, TgmError};
+use crate::tgm::{self, Program, TensorDecl, TgmError};
 
 /// What a node of a quantized graph computes.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,42 +159,6 @@ impl QuantDag {
     }
 }
 
-/// Runs the f32 graph on every calibration input through the runtime and returns the range of
-/// every tensor.
-fn calibrate(dag: &Dag, calibration: &[Vec<f32>]) -> Result<Vec<Range>, QuantError> {
-    if calibration.is_empty() {
-        return Err(QuantError::NoCalibration);
-    }
-    let file = AlignedBytes::new(&dag.write_f32()?);
-    let model = Model::parse(&file)?;
-    let n_in = dag.inputs.len();
-    let mut ranges = vec![Range::new(); n_in + dag.nodes.len()];
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut out = vec![0f32; model.output_len()];
-    for (index, z) in calibration.iter().enumerate() {
-        if z.len() != model.latent_len() {
-            return Err(QuantError::LatentLength {
-                index,
-                expected: model.latent_len(),
-                got: z.len(),
-            });
-        }
-        ranges[0].add(z, usize::MAX)?;
-        let mut failure = None;
-        model.run_inspect(z, &mut arena, &mut out, &mut |op, act| {
-            if let RtActivation::F32(xs) = act {
-                if let Err(e) = ranges[n_in + op].add(xs, op) {
-                    failure.get_or_insert(e);
-                }
-            }
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-    }
-    Ok(ranges)
-}
-
 /// For every Dense or convolution node, the ReLU node it absorbs: the layer's output is read
 /// by nothing but a run of reshapes ending in a ReLU (and is not the graph's output).
 fn relu_folds(dag: &Dag) -> Vec<Option<usize>> {
@@ -247,7 +211,7 @@ pub fn quantize_dag(dag: &Dag, calibration: &[Vec<f32>]) -> Result<QuantDag, Qua
             ),
         });
     }
-    let ranges = calibrate(dag, calibration)?;
+    let ranges = calibrate_file(&dag.write_f32()?, 1 + dag.nodes.len(), calibration)?;
     let folds = relu_folds(dag);
     let n_in = dag.inputs.len();
     // `map[t]`: the tensor of the quantized graph that holds tensor `t` of `dag`.

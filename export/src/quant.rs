@@ -496,12 +496,22 @@ fn q31_multiplier(layer: usize, ratio: f64) -> Result<(i32, u8), QuantError> {
 /// Runs the f32 graph on every calibration latent through the runtime and returns the range of
 /// every tensor (`[input, after layer 0, ...]`).
 fn calibrate(graph: &Graph, calibration: &[Vec<f32>]) -> Result<Vec<Range>, QuantError> {
+    calibrate_file(&tgm::write_f32(graph)?, graph.layers.len() + 1, calibration)
+}
+
+/// Runs the f32 model file `bytes` (one input, tensor 0; op `k` writes tensor `k + 1`) on every
+/// calibration latent through the runtime and returns the range of each of its `tensors`.
+pub(crate) fn calibrate_file(
+    bytes: &[u8],
+    tensors: usize,
+    calibration: &[Vec<f32>],
+) -> Result<Vec<Range>, QuantError> {
     if calibration.is_empty() {
         return Err(QuantError::NoCalibration);
     }
-    let file = AlignedBytes::new(&tgm::write_f32(graph)?);
+    let file = AlignedBytes::new(bytes);
     let model = Model::parse(&file)?;
-    let mut ranges = vec![Range::new(); graph.layers.len() + 1];
+    let mut ranges = vec![Range::new(); tensors];
     let mut arena = vec![0u8; model.arena_bytes()];
     let mut out = vec![0f32; model.output_len()];
     for (index, z) in calibration.iter().enumerate() {
