@@ -33,9 +33,9 @@ mkdir -p "$OUT"
 # (each image compiles in only the parts of tinygen-runtime its model needs; the codegen column,
 # `-` for none, is passed as RUSTFLAGS="-C OPT ..." with OPTs comma-separated: the M33's target
 # leaves the optional DSP extension off, so its images turn it on, which also selects the
-# runtime's DSP int8 kernels (runtime/build.rs); the M7's are tuned for the M7, whose
-# thumbv7em target has the DSP extension already. The M3 gets the portable kernels and
-# soft-float f32.)
+# runtime's DSP int8 kernels (runtime/build.rs). The M7 runs the M4F's thumbv7em images, which
+# have the DSP extension already (`-C target-cpu=cortex-m7` would tune them for the M7: see
+# BENCHMARKS.md). The M3 gets the portable kernels and soft-float f32.)
 CONFIGS="
 m4f-mlp-f32       thumbv7em-none-eabihf      cortex-m4   mps2-an386  mlp-f32          f32                             -
 m4f-mlp-i8        thumbv7em-none-eabihf      cortex-m4   mps2-an386  mlp-i8           int8                            -
@@ -47,11 +47,11 @@ m4f-flow-f32      thumbv7em-none-eabihf      cortex-m4   mps2-an386  flow-f32   
 m4f-imported-f32  thumbv7em-none-eabihf      cortex-m4   mps2-an386  imported-f32     f32,conv-transpose2d,graph      -
 m0-tiny-f32       thumbv6m-none-eabi         cortex-m0   microbit    tiny-f32         f32                             -
 m0-tiny-i8        thumbv6m-none-eabi         cortex-m0   microbit    tiny-i8          int8                            -
-m7-mlp-f32        thumbv7em-none-eabihf      cortex-m7   mps2-an500  mlp-f32          f32                             target-cpu=cortex-m7
-m7-mlp-i8         thumbv7em-none-eabihf      cortex-m7   mps2-an500  mlp-i8           int8                            target-cpu=cortex-m7
-m7-dcgan-f32      thumbv7em-none-eabihf      cortex-m7   mps2-an500  dcgan-f32        f32,conv-transpose2d            target-cpu=cortex-m7
-m7-dcgan-i8       thumbv7em-none-eabihf      cortex-m7   mps2-an500  dcgan-i8         int8,conv-transpose2d           target-cpu=cortex-m7
-m7-dense-kernel   thumbv7em-none-eabihf      cortex-m7   mps2-an500  dense-i8-kernel  int8                            target-cpu=cortex-m7
+m7-mlp-f32        thumbv7em-none-eabihf      cortex-m7   mps2-an500  mlp-f32          f32                             -
+m7-mlp-i8         thumbv7em-none-eabihf      cortex-m7   mps2-an500  mlp-i8           int8                            -
+m7-dcgan-f32      thumbv7em-none-eabihf      cortex-m7   mps2-an500  dcgan-f32        f32,conv-transpose2d            -
+m7-dcgan-i8       thumbv7em-none-eabihf      cortex-m7   mps2-an500  dcgan-i8         int8,conv-transpose2d           -
+m7-dense-kernel   thumbv7em-none-eabihf      cortex-m7   mps2-an500  dense-i8-kernel  int8                            -
 m33-mlp-f32       thumbv8m.main-none-eabihf  cortex-m33  mps2-an505  mlp-f32          f32                             target-feature=+dsp
 m33-mlp-i8        thumbv8m.main-none-eabihf  cortex-m33  mps2-an505  mlp-i8           int8                            target-feature=+dsp
 m33-dcgan-f32     thumbv8m.main-none-eabihf  cortex-m33  mps2-an505  dcgan-f32        f32,conv-transpose2d            target-feature=+dsp
