@@ -12,6 +12,7 @@ fn main() {
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let armv6m = target.starts_with("thumbv6m");
+    let armv8m = target.starts_with("thumbv8m");
 
     println!("cargo:rerun-if-env-changed=FW_MODEL");
     println!("cargo:rerun-if-env-changed=FW_MODELS_DIR");
@@ -58,13 +59,16 @@ fn main() {
     .expect("write selected.rs");
 
     // f32 weights of the 28x28 models (1.2-1.3 MiB) need the board's 4 MiB as flash; every
-    // other M4F image must fit an MCU-like 512 KiB.
-    let mem: &[u8] = if armv6m {
-        include_bytes!("memory-microbit.x")
-    } else if model.ends_with("-f32") {
-        include_bytes!("memory-mps2.x")
-    } else {
-        include_bytes!("memory-mps2-512k.x")
+    // other image must fit an MCU-like 512 KiB. The ARMv8-M target runs on the AN505
+    // (Cortex-M33, Secure aliases); the ARMv7-M targets on the AN385 / AN386 / AN500, which
+    // share one memory map.
+    let f32_weights = model.ends_with("-f32");
+    let mem: &[u8] = match (armv6m, armv8m, f32_weights) {
+        (true, _, _) => include_bytes!("memory-microbit.x"),
+        (false, true, true) => include_bytes!("memory-an505.x"),
+        (false, true, false) => include_bytes!("memory-an505-512k.x"),
+        (false, false, true) => include_bytes!("memory-mps2.x"),
+        (false, false, false) => include_bytes!("memory-mps2-512k.x"),
     };
     // NB: a file named memory.x in the package root would shadow this one (linker cwd).
     fs::write(out.join("memory.x"), mem).expect("write memory.x");
@@ -76,14 +80,24 @@ fn main() {
     )
     .expect("write device.x");
     println!("cargo:rustc-link-search={}", out.display());
-    for f in ["memory-mps2.x", "memory-mps2-512k.x", "memory-microbit.x"] {
+    for f in [
+        "memory-mps2.x",
+        "memory-mps2-512k.x",
+        "memory-an505.x",
+        "memory-an505-512k.x",
+        "memory-microbit.x",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rustc-link-arg=-Tlink.x");
     println!("cargo::rustc-check-cfg=cfg(armv6m)");
+    println!("cargo::rustc-check-cfg=cfg(armv8m)");
     println!("cargo::rustc-check-cfg=cfg(kernel_bench)");
     if armv6m {
         println!("cargo:rustc-cfg=armv6m");
+    }
+    if armv8m {
+        println!("cargo:rustc-cfg=armv8m");
     }
     if kernel_bench {
         println!("cargo:rustc-cfg=kernel_bench");

@@ -5,7 +5,11 @@
 #
 # usage: tools/qemu/run-firmware.sh [CONFIG...]     (default: all; e.g. m4f-mlp-i8 m0-tiny-f32)
 #
-# Steps: install missing targets/tools (rustup; apt-get only if QEMU/binutils are absent),
+# Cores: Cortex-M4F (mps2-an386), M7 (mps2-an500), M33 (mps2-an505, Secure state), M3 without
+# FPU or DSP extension (mps2-an385) and M0 (microbit); the table below names each configuration.
+#
+# Steps: install missing targets/tools (rustup targets of the selected configurations; apt-get
+# only if QEMU/binutils are absent),
 # build the QEMU instruction-count plugin; for m4f-trained-i8, train a small VAE on the built-in
 # 8x8 digits with the tinygen CLI and export it with --int8; for m4f-flow-f32, train a small
 # RealNVP flow there and export its generator (a graph with branches, f32); for
@@ -25,19 +29,39 @@ TDIR=${CARGO_TARGET_DIR:-$FW/target}
 OUT=${FW_OUT:-$FW/target/runs}
 mkdir -p "$OUT"
 
-# name            target                 qemu cpu   machine     FW_MODEL         runtime features
-# (each image compiles in only the parts of tinygen-runtime its model needs)
+# name            target                     qemu cpu    machine     FW_MODEL         runtime features                codegen (-C)
+# (each image compiles in only the parts of tinygen-runtime its model needs; the codegen column,
+# `-` for none, is passed as RUSTFLAGS="-C OPT ..." with OPTs comma-separated: the M33's target
+# leaves the optional DSP extension off, so its images turn it on, which also selects the
+# runtime's DSP int8 kernels (runtime/build.rs). The M7 runs the M4F's thumbv7em images, which
+# have the DSP extension already (`-C target-cpu=cortex-m7` would tune them for the M7: see
+# BENCHMARKS.md). The M3 gets the portable kernels and soft-float f32.)
 CONFIGS="
-m4f-mlp-f32       thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-f32          f32
-m4f-mlp-i8        thumbv7em-none-eabihf  cortex-m4  mps2-an386  mlp-i8           int8
-m4f-dcgan-f32     thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-f32        f32,conv-transpose2d
-m4f-dcgan-i8      thumbv7em-none-eabihf  cortex-m4  mps2-an386  dcgan-i8         int8,conv-transpose2d
-m4f-dense-kernel  thumbv7em-none-eabihf  cortex-m4  mps2-an386  dense-i8-kernel  int8
-m4f-trained-i8    thumbv7em-none-eabihf  cortex-m4  mps2-an386  trained-i8       int8
-m4f-flow-f32      thumbv7em-none-eabihf  cortex-m4  mps2-an386  flow-f32         f32,graph
-m4f-imported-f32  thumbv7em-none-eabihf  cortex-m4  mps2-an386  imported-f32     f32,conv-transpose2d,graph
-m0-tiny-f32       thumbv6m-none-eabi     cortex-m0  microbit    tiny-f32         f32
-m0-tiny-i8        thumbv6m-none-eabi     cortex-m0  microbit    tiny-i8          int8
+m4f-mlp-f32       thumbv7em-none-eabihf      cortex-m4   mps2-an386  mlp-f32          f32                             -
+m4f-mlp-i8        thumbv7em-none-eabihf      cortex-m4   mps2-an386  mlp-i8           int8                            -
+m4f-dcgan-f32     thumbv7em-none-eabihf      cortex-m4   mps2-an386  dcgan-f32        f32,conv-transpose2d            -
+m4f-dcgan-i8      thumbv7em-none-eabihf      cortex-m4   mps2-an386  dcgan-i8         int8,conv-transpose2d           -
+m4f-dense-kernel  thumbv7em-none-eabihf      cortex-m4   mps2-an386  dense-i8-kernel  int8                            -
+m4f-trained-i8    thumbv7em-none-eabihf      cortex-m4   mps2-an386  trained-i8       int8                            -
+m4f-flow-f32      thumbv7em-none-eabihf      cortex-m4   mps2-an386  flow-f32         f32,graph                       -
+m4f-imported-f32  thumbv7em-none-eabihf      cortex-m4   mps2-an386  imported-f32     f32,conv-transpose2d,graph      -
+m0-tiny-f32       thumbv6m-none-eabi         cortex-m0   microbit    tiny-f32         f32                             -
+m0-tiny-i8        thumbv6m-none-eabi         cortex-m0   microbit    tiny-i8          int8                            -
+m7-mlp-f32        thumbv7em-none-eabihf      cortex-m7   mps2-an500  mlp-f32          f32                             -
+m7-mlp-i8         thumbv7em-none-eabihf      cortex-m7   mps2-an500  mlp-i8           int8                            -
+m7-dcgan-f32      thumbv7em-none-eabihf      cortex-m7   mps2-an500  dcgan-f32        f32,conv-transpose2d            -
+m7-dcgan-i8       thumbv7em-none-eabihf      cortex-m7   mps2-an500  dcgan-i8         int8,conv-transpose2d           -
+m7-dense-kernel   thumbv7em-none-eabihf      cortex-m7   mps2-an500  dense-i8-kernel  int8                            -
+m33-mlp-f32       thumbv8m.main-none-eabihf  cortex-m33  mps2-an505  mlp-f32          f32                             target-feature=+dsp
+m33-mlp-i8        thumbv8m.main-none-eabihf  cortex-m33  mps2-an505  mlp-i8           int8                            target-feature=+dsp
+m33-dcgan-f32     thumbv8m.main-none-eabihf  cortex-m33  mps2-an505  dcgan-f32        f32,conv-transpose2d            target-feature=+dsp
+m33-dcgan-i8      thumbv8m.main-none-eabihf  cortex-m33  mps2-an505  dcgan-i8         int8,conv-transpose2d           target-feature=+dsp
+m33-dense-kernel  thumbv8m.main-none-eabihf  cortex-m33  mps2-an505  dense-i8-kernel  int8                            target-feature=+dsp
+m3-mlp-f32        thumbv7m-none-eabi         cortex-m3   mps2-an385  mlp-f32          f32                             -
+m3-mlp-i8         thumbv7m-none-eabi         cortex-m3   mps2-an385  mlp-i8           int8                            -
+m3-dcgan-f32      thumbv7m-none-eabi         cortex-m3   mps2-an385  dcgan-f32        f32,conv-transpose2d            -
+m3-dcgan-i8       thumbv7m-none-eabi         cortex-m3   mps2-an385  dcgan-i8         int8,conv-transpose2d           -
+m3-dense-kernel   thumbv7m-none-eabi         cortex-m3   mps2-an385  dense-i8-kernel  int8                            -
 "
 WANT=" $* "
 selected() { [ "$WANT" = "  " ] || [[ "$WANT" == *" $1 "* ]]; }
@@ -51,7 +75,10 @@ if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-size >/
     qemu-system-arm binutils-arm-none-eabi >/dev/null
 fi
 INSTALLED=$(rustup target list --installed)
-for t in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+# The targets of the selected configurations (and the M0's, for the self-test of a full run).
+TARGETS=$(while read -r NAME TARGET _; do
+  [ -n "$NAME" ] && selected "$NAME" && echo "$TARGET"; done <<<"$CONFIGS"; echo thumbv6m-none-eabi)
+for t in $(sort -u <<<"$TARGETS"); do
   grep -qx "$t" <<<"$INSTALLED" || rustup target add "$t"
 done
 "$HERE/build-plugin.sh" >/dev/null
@@ -106,11 +133,14 @@ echo "== host generator"
 
 # --- firmware runs ------------------------------------------------------------------------
 ROWS=(); FAILED=()
-while read -r -u 3 NAME TARGET CPU MACH MODEL FEATURES; do
+while read -r -u 3 NAME TARGET CPU MACH MODEL FEATURES CODEGEN; do
   [ -n "$NAME" ] || continue
   selected "$NAME" || continue
-  echo "== $NAME: FW_MODEL=$MODEL cargo build --release --target $TARGET --no-default-features --features $FEATURES"
-  if ! ( cd "$FW" && FW_MODEL=$MODEL CARGO_TARGET_DIR="$TDIR" cargo build --quiet --release \
+  FLAGS=""
+  [ "$CODEGEN" = "-" ] || FLAGS=$(tr ',' '\n' <<<"$CODEGEN" | sed 's/^/-C /' | paste -sd' ')
+  echo "== $NAME: FW_MODEL=$MODEL${FLAGS:+ RUSTFLAGS=\"$FLAGS\"} cargo build --release --target $TARGET --no-default-features --features $FEATURES"
+  if ! ( cd "$FW" && { [ -z "$FLAGS" ] || export RUSTFLAGS="$FLAGS"; } \
+         && FW_MODEL=$MODEL CARGO_TARGET_DIR="$TDIR" cargo build --quiet --release \
            --target "$TARGET" --no-default-features --features "$FEATURES" ); then
     FAILED+=("$NAME (build)"); continue
   fi
@@ -130,7 +160,8 @@ while read -r -u 3 NAME TARGET CPU MACH MODEL FEATURES; do
   PAYLOAD="$FW/models/$MODEL.tgm"; [ -f "$PAYLOAD" ] || PAYLOAD="$FW/models/$MODEL.w.bin"
   MODEL_B=$(stat -c %s "$PAYLOAD")
   FL=$(get flash); OVER=-; [[ "$FL" =~ ^[0-9]+$ ]] && OVER=$(( FL - MODEL_B ))
-  ROWS+=("| $NAME | $MODEL | $MODEL_B | $FL | $OVER | $(get static_ram) | $(get stack) | $MACS | $(get insns) | $(get insn_per_mac) | $RES |")
+  ARENA=$(sed -n 's/^pub const ARENA_BYTES: usize = \([0-9]*\);/\1/p' "$FW/models/$MODEL.rs")
+  ROWS+=("| $NAME | $MODEL | $MODEL_B | $FL | $OVER | $(get static_ram) | ${ARENA:--} | $(get stack) | $MACS | $(get insns) | $(get insn_per_mac) | $RES |")
 done 3<<<"$CONFIGS"
 
 # The pass/fail machinery itself: with every expected value off by one bit, a run must fail.
@@ -152,8 +183,8 @@ if [ -z "$*" ]; then
 fi
 
 {
-  echo "| config | model | model bytes | flash (B) | flash - model (B) | static RAM (B) | inference stack (B) | MACs | insns | insn/MAC | result |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| config | model | model bytes | flash (B) | flash - model (B) | static RAM (B) | arena (B) | inference stack (B) | MACs | insns | insn/MAC | result |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
 } | tee "$OUT/summary.md"
 echo "rustc: $(rustc --version)   qemu: $(qemu-system-arm --version | head -1)   time: $(( $(date +%s) - T0 )) s"

@@ -28,10 +28,11 @@ mod selected {
     include!(concat!(env!("OUT_DIR"), "/selected.rs"));
 }
 
-/// Number of device interrupt vectors: the NVIC of the MPS2 AN386 image and of the
-/// micro:bit's nRF51822 both have 32 lines (cortex-m-rt's generic table has 240 on ARMv7-M, 960
-/// bytes of flash for vectors no board here has). The firmware enables none of them; a
-/// spurious one goes to cortex-m-rt's `DefaultHandler`, as with the generic table.
+/// Number of device interrupt vectors: the NVIC of the MPS2 AN385, AN386 and AN500 images and
+/// of the micro:bit's nRF51822 have 32 lines (cortex-m-rt's generic table has 240 on ARMv7-M, 960
+/// bytes of flash for vectors no board here has). The AN505 has more, but the firmware enables
+/// no interrupt on any board, so none of them can fire; a spurious one below 32 goes to
+/// cortex-m-rt's `DefaultHandler`, as with the generic table.
 const IRQS: usize = 32;
 
 extern "C" {

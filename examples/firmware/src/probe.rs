@@ -80,8 +80,10 @@ fn SysTick() {
 
 /// Nanoseconds per core clock tick of the emulated board, as a fraction `NUM / 2^SHIFT`
 /// (SysTick counts the core clock; a power-of-two denominator keeps 64-bit division out).
-#[cfg(not(armv6m))]
-const NS_PER_TICK: (u64, u32) = (40, 0); // mps2-an386: 25 MHz
+#[cfg(not(any(armv6m, armv8m)))]
+const NS_PER_TICK: (u64, u32) = (40, 0); // mps2-an385 / an386 / an500: 25 MHz
+#[cfg(armv8m)]
+const NS_PER_TICK: (u64, u32) = (50, 0); // mps2-an505: 20 MHz
 #[cfg(armv6m)]
 const NS_PER_TICK: (u64, u32) = (125, 1); // microbit (nRF51 HCLK): 16 MHz, 62.5 ns
 
