@@ -1,6 +1,5 @@
-//! 2-D convolution and transposed convolution: im2col / col2im around sgemm, one matrix
-//! product per layer and pass for the whole batch (the columns of every sample side by side),
-//! with the buffers kept in the layer between calls.
+//! 2-D convolution and transposed convolution: im2col / col2im around sgemm, one sample
+//! at a time, with the column buffer kept in the layer between calls.
 
 use ndarray::{Array1, Array4, ArrayView2, ArrayViewMut2};
 use rand::Rng;
@@ -82,14 +81,12 @@ fn valid_range(n_out: usize, k: usize, s: usize, p: usize, n_in: usize) -> (usiz
     (lo, hi.max(lo))
 }
 
-/// `cols[(c, i, j), (y, x)] = img[c, y*sh + i - ph, x*sw + j - pw]` (zero outside). Row `r`
-/// of the columns starts at `cols[r * ld]` (`ld >= oh * ow`: one sample's columns inside a
-/// matrix of the whole batch's, starting at that sample's first column).
-fn im2col(g: &Geom, img: &[f32], cols: &mut [f32], ld: usize) {
+/// `cols[(c, i, j), (y, x)] = img[c, y*sh + i - ph, x*sw + j - pw]` (zero outside).
+fn im2col(g: &Geom, img: &[f32], cols: &mut [f32]) {
     debug_assert_eq!(img.len(), g.c * g.ih * g.iw);
+    debug_assert_eq!(cols.len(), g.rows() * g.cols());
     let n = g.cols();
-    debug_assert!(ld >= n && cols.len() >= (g.rows() - 1) * ld + n);
-    let mut rows = cols.chunks_mut(ld).map(|r| &mut r[..n]);
+    let mut rows = cols.chunks_exact_mut(n);
     for plane in img.chunks_exact(g.ih * g.iw) {
         for i in 0..g.kh {
             for j in 0..g.kw {
@@ -119,13 +116,12 @@ fn im2col(g: &Geom, img: &[f32], cols: &mut [f32], ld: usize) {
     }
 }
 
-/// The adjoint of [`im2col`]: adds every column entry back into the image position it came
-/// from (rows `ld` apart, as there).
-fn col2im(g: &Geom, cols: &[f32], img: &mut [f32], ld: usize) {
+/// The adjoint of [`im2col`]: adds every column entry back into the image position it came from.
+fn col2im(g: &Geom, cols: &[f32], img: &mut [f32]) {
     debug_assert_eq!(img.len(), g.c * g.ih * g.iw);
+    debug_assert_eq!(cols.len(), g.rows() * g.cols());
     let n = g.cols();
-    debug_assert!(ld >= n && cols.len() >= (g.rows() - 1) * ld + n);
-    let mut rows = cols.chunks(ld).map(|r| &r[..n]);
+    let mut rows = cols.chunks_exact(n);
     for plane in img.chunks_exact_mut(g.ih * g.iw) {
         for i in 0..g.kh {
             for j in 0..g.kw {
@@ -142,28 +138,6 @@ fn col2im(g: &Geom, cols: &[f32], img: &mut [f32], ld: usize) {
                     }
                 }
             }
-        }
-    }
-}
-
-/// `src` `(batch, c, n)` as `dst` `(c, batch * n)`: the layout in which one matrix product
-/// covers the whole batch.
-fn to_channel_major(src: &[f32], (batch, c, n): (usize, usize, usize), dst: &mut Vec<f32>) {
-    dst.resize(c * batch * n, 0.0);
-    for (b, sample) in src.chunks_exact(c * n).enumerate() {
-        for (ch, plane) in sample.chunks_exact(n).enumerate() {
-            let at = ch * batch * n + b * n;
-            dst[at..at + n].copy_from_slice(plane);
-        }
-    }
-}
-
-/// The inverse of [`to_channel_major`]: `src` `(c, batch * n)` as `dst` `(batch, c, n)`.
-fn from_channel_major(src: &[f32], (batch, c, n): (usize, usize, usize), dst: &mut [f32]) {
-    for (b, sample) in dst.chunks_exact_mut(c * n).enumerate() {
-        for (ch, plane) in sample.chunks_exact_mut(n).enumerate() {
-            let at = ch * batch * n + b * n;
-            plane.copy_from_slice(&src[at..at + n]);
         }
     }
 }
@@ -231,12 +205,10 @@ pub struct Conv2d {
     pub d_weight: Array4<f32>,
     /// `(out_ch)`
     pub d_bias: Option<Array1<f32>>,
-    /// im2col buffer of the batch `(in_ch * kh * kw, batch * oh * ow)`, kept between calls.
+    /// im2col buffer `(in_ch * kh * kw, oh * ow)`, kept between calls.
     cols: Vec<f32>,
     /// Column gradient buffer, same shape.
     d_cols: Vec<f32>,
-    /// The output (or its gradient) channel-major, `(out_ch, batch * oh * ow)`.
-    out: Vec<f32>,
 }
 
 impl Conv2d {
@@ -263,7 +235,6 @@ impl Conv2d {
             d_bias: bias.then(|| Array1::zeros(spec.out_ch)),
             cols: Vec::new(),
             d_cols: Vec::new(),
-            out: Vec::new(),
         }
     }
 
@@ -287,24 +258,18 @@ impl Conv2d {
         let g = self.geom(&x);
         let batch = x.dim().0;
         let (k, n, o) = (g.rows(), g.cols(), self.spec.out_ch);
-        let cols_n = batch * n;
-        self.cols.resize(k * cols_n, 0.0);
-        for (b, x_b) in slice(&x).chunks_exact(g.c * g.ih * g.iw).enumerate() {
-            im2col(&g, x_b, &mut self.cols[b * n..], cols_n);
-        }
-        // Y (o, batch * n) = W (o, k) · cols (k, batch * n) + bias: one product for the batch.
-        self.out.resize(o * cols_n, 0.0);
-        add_bias(&mut self.out, self.bias.as_ref(), cols_n);
-        let w2 = view2(slice(&self.weight), o, k);
-        gemm(
-            1.0,
-            w2,
-            view2(&self.cols, k, cols_n),
-            1.0,
-            view2_mut(&mut self.out, o, cols_n),
-        );
         let mut y = Array4::zeros((batch, o, g.oh, g.ow));
-        from_channel_major(&self.out, (batch, o, n), slice_mut(&mut y));
+        self.cols.resize(k * n, 0.0);
+        let w2 = view2(slice(&self.weight), o, k);
+        for (x_b, y_b) in slice(&x)
+            .chunks_exact(g.c * g.ih * g.iw)
+            .zip(slice_mut(&mut y).chunks_exact_mut(o * n))
+        {
+            im2col(&g, x_b, &mut self.cols);
+            add_bias(y_b, self.bias.as_ref(), n);
+            // y_b (o, n) += W (o, k) · cols (k, n)
+            gemm(1.0, w2, view2(&self.cols, k, n), 1.0, view2_mut(y_b, o, n));
+        }
         (y, ConvCache { x })
     }
 
@@ -328,47 +293,35 @@ impl Conv2d {
         let x = cache.x;
         let g = self.geom(&x);
         let d_y = d_y.as_standard_layout();
-        let batch = x.dim().0;
         let (k, n, o) = (g.rows(), g.cols(), self.spec.out_ch);
-        assert_eq!(d_y.dim(), (batch, o, g.oh, g.ow), "Conv2d: d_y shape");
-        let cols_n = batch * n;
+        assert_eq!(d_y.dim(), (x.dim().0, o, g.oh, g.ow), "Conv2d: d_y shape");
+        let mut d_x = want_dx.then(|| Array4::zeros(x.dim()));
+        self.cols.resize(k * n, 0.0);
+        self.d_cols.resize(k * n, 0.0);
         let img = g.c * g.ih * g.iw;
-        self.cols.resize(k * cols_n, 0.0);
-        for (b, x_b) in slice(&x).chunks_exact(img).enumerate() {
-            im2col(&g, x_b, &mut self.cols[b * n..], cols_n);
-        }
-        to_channel_major(
-            d_y.as_slice().expect("standard"),
-            (batch, o, n),
-            &mut self.out,
-        );
-        let d_y2 = view2(&self.out, o, cols_n);
-        // d_W (o, k) += d_Y (o, batch * n) · colsᵀ (batch * n, k)
-        gemm(
-            1.0,
-            d_y2,
-            view2(&self.cols, k, cols_n).t(),
-            1.0,
-            view2_mut(slice_mut(&mut self.d_weight), o, k),
-        );
-        add_bias_grad(self.d_bias.as_mut(), &self.out, cols_n);
-        let d_x = want_dx.then(|| {
-            // d_cols (k, batch * n) = Wᵀ (k, o) · d_Y (o, batch * n), scattered back per sample
-            self.d_cols.resize(k * cols_n, 0.0);
-            let w2 = view2(slice(&self.weight), o, k);
-            gemm(
-                1.0,
-                w2.t(),
-                d_y2,
-                0.0,
-                view2_mut(&mut self.d_cols, k, cols_n),
-            );
-            let mut d_x = Array4::zeros(x.dim());
-            for (b, d_x_b) in slice_mut(&mut d_x).chunks_exact_mut(img).enumerate() {
-                col2im(&g, &self.d_cols[b * n..], d_x_b, cols_n);
+        let w2 = view2(slice(&self.weight), o, k);
+        let d_w2 = view2_mut(slice_mut(&mut self.d_weight), o, k);
+        let mut d_w2 = d_w2;
+        for (b, (x_b, d_y_b)) in slice(&x)
+            .chunks_exact(img)
+            .zip(d_y.as_slice().expect("standard").chunks_exact(o * n))
+            .enumerate()
+        {
+            let d_y2 = view2(d_y_b, o, n);
+            im2col(&g, x_b, &mut self.cols);
+            // d_W (o, k) += d_y_b (o, n) · colsᵀ (n, k)
+            gemm(1.0, d_y2, view2(&self.cols, k, n).t(), 1.0, d_w2.view_mut());
+            add_bias_grad(self.d_bias.as_mut(), d_y_b, n);
+            if let Some(d_x) = d_x.as_mut() {
+                // d_cols (k, n) = Wᵀ (k, o) · d_y_b (o, n), scattered back into d_x_b
+                gemm(1.0, w2.t(), d_y2, 0.0, view2_mut(&mut self.d_cols, k, n));
+                col2im(
+                    &g,
+                    &self.d_cols,
+                    &mut slice_mut(d_x)[b * img..(b + 1) * img],
+                );
             }
-            d_x
-        });
+        }
         d_x
     }
 
@@ -398,10 +351,8 @@ pub struct ConvTranspose2d {
     pub d_weight: Array4<f32>,
     /// `(out_ch)`
     pub d_bias: Option<Array1<f32>>,
-    /// Column buffer of the batch `(out_ch * kh * kw, batch * h * w)`, kept between calls.
+    /// Column buffer `(out_ch * kh * kw, h * w)`, kept between calls.
     cols: Vec<f32>,
-    /// The input (or its gradient) channel-major, `(in_ch, batch * h * w)`.
-    inputs: Vec<f32>,
 }
 
 impl ConvTranspose2d {
@@ -428,7 +379,6 @@ impl ConvTranspose2d {
             d_weight: Array4::zeros(shape),
             d_bias: bias.then(|| Array1::zeros(spec.out_ch)),
             cols: Vec::new(),
-            inputs: Vec::new(),
         }
     }
 
@@ -453,23 +403,24 @@ impl ConvTranspose2d {
         let g = self.geom(&x);
         let batch = x.dim().0;
         let (k, n, ci) = (g.rows(), g.cols(), self.spec.in_ch);
-        let cols_n = batch * n;
         let out_img = g.c * g.ih * g.iw;
-        to_channel_major(slice(&x), (batch, ci, n), &mut self.inputs);
-        // cols (k, batch * n) = Wᵀ (k, in) · X (in, batch * n): one product for the batch.
-        self.cols.resize(k * cols_n, 0.0);
-        let w2 = view2(slice(&self.weight), ci, k);
-        gemm(
-            1.0,
-            w2.t(),
-            view2(&self.inputs, ci, cols_n),
-            0.0,
-            view2_mut(&mut self.cols, k, cols_n),
-        );
         let mut y = Array4::zeros((batch, g.c, g.ih, g.iw));
-        for (b, y_b) in slice_mut(&mut y).chunks_exact_mut(out_img).enumerate() {
+        self.cols.resize(k * n, 0.0);
+        let w2 = view2(slice(&self.weight), ci, k);
+        for (x_b, y_b) in slice(&x)
+            .chunks_exact(ci * n)
+            .zip(slice_mut(&mut y).chunks_exact_mut(out_img))
+        {
+            // cols (k, n) = Wᵀ (k, in) · x_b (in, n)
+            gemm(
+                1.0,
+                w2.t(),
+                view2(x_b, ci, n),
+                0.0,
+                view2_mut(&mut self.cols, k, n),
+            );
             add_bias(y_b, self.bias.as_ref(), g.ih * g.iw);
-            col2im(&g, &self.cols[b * n..], y_b, cols_n);
+            col2im(&g, &self.cols, y_b);
         }
         (y, ConvCache { x })
     }
@@ -494,46 +445,36 @@ impl ConvTranspose2d {
         let x = cache.x;
         let g = self.geom(&x);
         let d_y = d_y.as_standard_layout();
-        let batch = x.dim().0;
         let (k, n, ci) = (g.rows(), g.cols(), self.spec.in_ch);
         assert_eq!(
             d_y.dim(),
-            (batch, g.c, g.ih, g.iw),
+            (x.dim().0, g.c, g.ih, g.iw),
             "ConvTranspose2d: d_y shape"
         );
-        let cols_n = batch * n;
+        let mut d_x = want_dx.then(|| Array4::zeros(x.dim()));
+        self.cols.resize(k * n, 0.0);
         let out_img = g.c * g.ih * g.iw;
-        // d_cols (k, batch * n) = im2col(d_y), sample by sample
-        self.cols.resize(k * cols_n, 0.0);
+        let w2 = view2(slice(&self.weight), ci, k);
+        let mut d_w2 = view2_mut(slice_mut(&mut self.d_weight), ci, k);
         let d_y_s = d_y.as_slice().expect("standard");
-        for (b, d_y_b) in d_y_s.chunks_exact(out_img).enumerate() {
-            im2col(&g, d_y_b, &mut self.cols[b * n..], cols_n);
+        for (b, (x_b, d_y_b)) in slice(&x)
+            .chunks_exact(ci * n)
+            .zip(d_y_s.chunks_exact(out_img))
+            .enumerate()
+        {
+            // d_cols (k, n) = im2col(d_y_b)
+            im2col(&g, d_y_b, &mut self.cols);
+            let d_cols = view2(&self.cols, k, n);
+            // d_W (in, k) += x_b (in, n) · d_colsᵀ (n, k)
+            gemm(1.0, view2(x_b, ci, n), d_cols.t(), 1.0, d_w2.view_mut());
             add_bias_grad(self.d_bias.as_mut(), d_y_b, g.ih * g.iw);
+            if let Some(d_x) = d_x.as_mut() {
+                // d_x_b (in, n) = W (in, k) · d_cols (k, n)
+                let d_x_b = &mut slice_mut(d_x)[b * ci * n..(b + 1) * ci * n];
+                gemm(1.0, w2, d_cols, 0.0, view2_mut(d_x_b, ci, n));
+            }
         }
-        let d_cols = view2(&self.cols, k, cols_n);
-        to_channel_major(slice(&x), (batch, ci, n), &mut self.inputs);
-        // d_W (in, k) += X (in, batch * n) · d_colsᵀ (batch * n, k)
-        gemm(
-            1.0,
-            view2(&self.inputs, ci, cols_n),
-            d_cols.t(),
-            1.0,
-            view2_mut(slice_mut(&mut self.d_weight), ci, k),
-        );
-        want_dx.then(|| {
-            // d_X (in, batch * n) = W (in, k) · d_cols (k, batch * n)
-            let w2 = view2(slice(&self.weight), ci, k);
-            gemm(
-                1.0,
-                w2,
-                d_cols,
-                0.0,
-                view2_mut(&mut self.inputs, ci, cols_n),
-            );
-            let mut d_x = Array4::zeros(x.dim());
-            from_channel_major(&self.inputs, (batch, ci, n), slice_mut(&mut d_x));
-            d_x
-        })
+        d_x
     }
 
     /// Parameters and gradients, named `weight` and `bias`.
@@ -699,27 +640,10 @@ mod tests {
             let c: Vec<f32> = (0..g.rows() * g.cols())
                 .map(|_| rng.random_range(-1.0..1.0))
                 .collect();
-            let n = g.cols();
             let mut cols = vec![f32::NAN; c.len()];
-            im2col(&g, &a, &mut cols, n);
+            im2col(&g, &a, &mut cols);
             let mut img = vec![0.0; a.len()];
-            col2im(&g, &c, &mut img, n);
-            // As the second of three samples side by side: the same rows, `3 n` apart, and
-            // nothing written outside them.
-            let mut wide = vec![f32::NAN; g.rows() * 3 * n];
-            im2col(&g, &a, &mut wide[n..], 3 * n);
-            for (row, mine) in wide.chunks_exact(3 * n).zip(cols.chunks_exact(n)) {
-                assert!(row[..n].iter().chain(&row[2 * n..]).all(|v| v.is_nan()));
-                assert_eq!(&row[n..2 * n], mine);
-            }
-            let mut c_wide = vec![0.0; g.rows() * 3 * n];
-            for (row, mine) in c_wide.chunks_exact_mut(3 * n).zip(c.chunks_exact(n)) {
-                row[n..2 * n].copy_from_slice(mine);
-                row[0] = 7.0; // another sample's column, not read
-            }
-            let mut img_wide = vec![0.0; a.len()];
-            col2im(&g, &c_wide[n..], &mut img_wide, 3 * n);
-            assert_eq!(img_wide, img);
+            col2im(&g, &c, &mut img);
             let lhs: f64 = cols
                 .iter()
                 .zip(&c)
