@@ -153,7 +153,14 @@ pub fn verify_dir(opts: &VerifyOptions) -> Result<VerifyReport> {
         let tract = Tract::open(&onnx_path)?;
         let model = file.model()?;
         let inputs = random_inputs(opts.seed, opts.n, model.latent_len());
-        let shape = batch_dims(opts.n, &files::onnx_dims(model.input_shape()));
+        // The ONNX's own input dims (an imported model may take `[N, 100, 1, 1]`), else the
+        // exporter's convention for the runtime's input shape.
+        let dims = std::fs::read(&onnx_path)
+            .ok()
+            .and_then(|b| check::onnx_input_dims(&b))
+            .filter(|d| d.iter().product::<usize>() == model.latent_len())
+            .unwrap_or_else(|| files::onnx_dims(model.input_shape()));
+        let shape = batch_dims(opts.n, &dims);
         let want = tract.run_f32(&shape, &inputs)?;
         let got = files::run_runtime(&file, &inputs)?;
         if got.len() != want.len() {

@@ -466,3 +466,115 @@ fn bad_inputs_fail_cleanly() {
     assert_clean_failure(&o, &["nothing-here"]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A generator whose ONNX latent is image-shaped (`[N, 8, 1, 1]`, as a convolutional
+/// generator's often is), flattened before a Gemm: `import` and `verify` both feed tract the
+/// ONNX's own input shape, and the model file takes the 8 values.
+#[test]
+fn import_and_verify_a_generator_with_an_image_shaped_latent() {
+    use prost::Message;
+    use tinygen_export::onnx::proto::{
+        tensor_shape_proto::{dimension, Dimension},
+        type_proto, AttributeProto, AttributeType, DataType, GraphProto, ModelProto, NodeProto,
+        OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+    let dir = scratch("cli-image-latent");
+    let info = |name: &str, dims: Vec<Option<i64>>| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            denotation: String::new(),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .into_iter()
+                        .map(|d| Dimension {
+                            denotation: String::new(),
+                            value: Some(match d {
+                                Some(v) => dimension::Value::DimValue(v),
+                                None => dimension::Value::DimParam("N".into()),
+                            }),
+                        })
+                        .collect(),
+                }),
+            })),
+        }),
+        doc_string: String::new(),
+    };
+    let init = |name: &str, dims: &[i64], v: Vec<f32>| TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Float as i32,
+        raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
+    };
+    let node = |op: &str, input: &[&str], out: &str, attribute| NodeProto {
+        input: input.iter().map(|s| (*s).to_owned()).collect(),
+        output: vec![out.into()],
+        name: out.into(),
+        op_type: op.into(),
+        attribute,
+        ..Default::default()
+    };
+    let axis = AttributeProto {
+        name: "axis".into(),
+        i: Some(1),
+        r#type: AttributeType::Int as i32,
+        ..Default::default()
+    };
+    let trans_b = AttributeProto {
+        name: "transB".into(),
+        i: Some(1),
+        r#type: AttributeType::Int as i32,
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(GraphProto {
+            name: "g".into(),
+            node: vec![
+                node("Flatten", &["z"], "flat", vec![axis]),
+                node("Gemm", &["flat", "w", "b"], "y", vec![trans_b]),
+                node("Sigmoid", &["y"], "x", vec![]),
+            ],
+            initializer: vec![
+                init(
+                    "w",
+                    &[16, 8],
+                    (0..128)
+                        .map(|i| ((i * 37 % 19) as f32 - 9.0) * 0.05)
+                        .collect(),
+                ),
+                init("b", &[16], (0..16).map(|i| i as f32 * 0.01).collect()),
+            ],
+            input: vec![info("z", vec![None, Some(8), Some(1), Some(1)])],
+            output: vec![info("x", vec![None, Some(16)])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let onnx = dir.join("gen.onnx");
+    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    let out = dir.join("imported");
+    let o = tinygen(&[
+        "import",
+        s(&onnx),
+        "--out",
+        s(&out),
+        "--int8",
+        "--calib",
+        "32",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let bytes = AlignedBytes::new(&std::fs::read(out.join("gen.tgm")).unwrap());
+    assert_eq!(Model::parse(&bytes).unwrap().latent_len(), 8);
+    let o = tinygen(&["verify", s(&out), "--n", "8"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("runtime f32 vs tract float64"), "{t}");
+    assert!(!t.contains("FAIL"), "{t}");
+}

@@ -100,6 +100,34 @@ pub enum CheckError {
     Runtime(#[from] tinygen_runtime::error::Error),
 }
 
+/// The dims after the batch of the first graph input of the ONNX model `bytes` (one that is not
+/// an initializer), if the model parses and they are all fixed: `[16, 1, 1]` for an input
+/// `[N, 16, 1, 1]`. Callers feeding a model its own input shape use this rather than a shape
+/// derived from the runtime's view of the input.
+pub fn onnx_input_dims(bytes: &[u8]) -> Option<Vec<usize>> {
+    use crate::onnx::proto::{tensor_shape_proto::dimension, type_proto, ModelProto};
+    use prost::Message;
+    let m = ModelProto::decode(bytes).ok()?;
+    let g = m.graph?;
+    let input = g
+        .input
+        .iter()
+        .find(|i| !g.initializer.iter().any(|t| t.name == i.name))?;
+    let Some(type_proto::Value::TensorType(t)) = input.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    t.shape
+        .as_ref()?
+        .dim
+        .iter()
+        .skip(1)
+        .map(|d| match d.value {
+            Some(dimension::Value::DimValue(v)) if v > 0 => usize::try_from(v).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `[n, dims...]`: the shape of a batch of `n` samples of shape `dims`.
 pub fn batch_dims(n: usize, dims: &[usize]) -> Vec<usize> {
     std::iter::once(n).chain(dims.iter().copied()).collect()
