@@ -1155,6 +1155,31 @@ mod tests {
     }
 
     #[test]
+    fn image_of_takes_one_channel_or_a_flat_vector_of_the_same_pixels() {
+        let d = |c, h, w| Dims { c, h, w };
+        assert!(image_of(d(1, 8, 8), (8, 8)));
+        // An MLP decoder's flat output of 64 values is an 8x8 image.
+        assert!(image_of(d(64, 1, 1), (8, 8)));
+        assert!(!image_of(d(784, 1, 1), (8, 8)));
+        assert!(!image_of(d(1, 28, 28), (8, 8)));
+        // Three channels of 8x8 are not a grayscale 8x8 image, nor is 8x8 laid out as 4x16.
+        assert!(!image_of(d(3, 8, 8), (8, 8)));
+        assert!(!image_of(d(1, 4, 16), (8, 8)));
+    }
+
+    #[test]
+    fn a_model_file_writes_eval_beside_it() {
+        assert_eq!(
+            default_file_eval_dir(Path::new("out/decoder.tgm")),
+            Path::new("out").join(EVAL_DIR)
+        );
+        assert_eq!(
+            default_file_eval_dir(Path::new("decoder.tgm")),
+            Path::new(".").join(EVAL_DIR)
+        );
+    }
+
+    #[test]
     fn median_of_odd_count() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
     }
