@@ -20,6 +20,7 @@ use ndarray::{s, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tinygen_export::graph::Part;
+use tinygen_runtime::model::{Dims, Precision};
 use tinygen_runtime::rng::Rng as DeviceRng;
 use tinygen_trainer::data::{PixelRange, Splits};
 use tinygen_trainer::eval::{self as metrics, Classifier, ClassifierOptions, FeatureStats};
@@ -363,10 +364,7 @@ pub fn generate_unit(model: &mut Model, z: ArrayView2<'_, f32>) -> Array2<f32> {
 pub fn runtime_unit(file: &ModelFile, z: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
     let flat: Vec<f32> = z.iter().copied().collect();
     let y = files::run_runtime(file, &flat)?;
-    let range = match file.model()?.output_range() {
-        tinygen_runtime::model::OutputRange::MinusOneOne => PixelRange::MinusOneOne,
-        _ => PixelRange::ZeroOne,
-    };
+    let range = file.model()?.output_range();
     let pixels = y.len() / z.nrows().max(1);
     let mut out = Array2::from_shape_vec((z.nrows(), pixels), y)?;
     out.mapv_inplace(|v| range.to_unit(v));
@@ -498,24 +496,13 @@ pub fn evaluate(opts: &EvalOptions, log: &mut dyn Log) -> Result<EvalReport> {
             opts.iw_samples
         );
     }
-    if opts.samples < 2 * PR_NEIGHBOURS {
-        bail!(
-            "--samples {}: give at least {} generated images",
-            opts.samples,
-            2 * PR_NEIGHBOURS
-        );
-    }
+    check_samples(opts.samples)?;
     let (cfg, mut model) = files::open_run(&opts.run)?;
     let splits = cfg
         .load_data()
         .with_context(|| format!("loading the data set of the run in {}", opts.run.display()))?;
-    let mut classifier = load_classifier(&opts.classifier_dir, &splits, log)?;
-    let reference = Reference::new(&mut classifier, &splits, opts.samples)?;
-    let n = reference.images.nrows();
-    log.line(&format!(
-        "comparing {n} generated images with {n} held-out images of {} (FD floor, train vs held-out: {:.2})",
-        splits.test.name, reference.fd_floor
-    ));
+    let (mut classifier, reference) =
+        load_reference(&opts.classifier_dir, &splits, opts.samples, log)?;
     evaluate_loaded(
         opts,
         &cfg,
@@ -526,6 +513,35 @@ pub fn evaluate(opts: &EvalOptions, log: &mut dyn Log) -> Result<EvalReport> {
         log,
         started,
     )
+}
+
+/// Fails unless `samples` is enough for precision and recall.
+fn check_samples(samples: usize) -> Result<()> {
+    if samples < 2 * PR_NEIGHBOURS {
+        bail!(
+            "--samples {samples}: give at least {} generated images",
+            2 * PR_NEIGHBOURS
+        );
+    }
+    Ok(())
+}
+
+/// The evaluation classifier of `splits` (cached in `classifier_dir`) and the reference of
+/// `samples` held-out images, shared by a run and a model file.
+fn load_reference(
+    classifier_dir: &Path,
+    splits: &Splits,
+    samples: usize,
+    log: &mut dyn Log,
+) -> Result<(Classifier, Reference)> {
+    let mut classifier = load_classifier(classifier_dir, splits, log)?;
+    let reference = Reference::new(&mut classifier, splits, samples)?;
+    let n = reference.images.nrows();
+    log.line(&format!(
+        "comparing {n} generated images with {n} held-out images of {} (FD floor, train vs held-out: {:.2})",
+        splits.test.name, reference.fd_floor
+    ));
+    Ok((classifier, reference))
 }
 
 /// Loads the evaluation classifier for `splits` from `dir`, training it there if needed.
@@ -563,54 +579,20 @@ pub fn evaluate_loaded(
     let dir = opts.run.join(EVAL_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let n = reference.images.nrows();
-    let z = device_latents(opts.seed, n, model.latent());
-    let x = generate_unit(model, z.view());
-    let float = reference.measure(classifier, x.view());
-    log.line(&format!(
-        "float: FD {:.2}, precision {:.3}, recall {:.3}, coverage {}/{}, class KL {:.3}",
-        float.fd, float.precision, float.recall, float.coverage, float.classes, float.class_kl
-    ));
-    let mut images = EvalImages {
-        samples: grid_png(&dir, "samples.png", x.slice(s![..64.min(n), ..]), (h, w), 8)?,
-        ..EvalImages::default()
-    };
-
-    // Nearest training images of the first samples: sample | nearest, per row.
-    let shown = NEAREST_SHOWN.min(n);
-    let nn = metrics::nearest_neighbours(x.slice(s![..shown, ..]), reference.train.view());
-    let mut pairs = Array2::zeros((2 * shown, h * w));
-    for (i, &(j, _)) in nn.iter().enumerate() {
-        pairs.row_mut(2 * i).assign(&x.row(i));
-        pairs.row_mut(2 * i + 1).assign(&reference.train.row(j));
-    }
-    images.nearest = grid_png(&dir, "nearest.png", pairs.view(), (h, w), 2)?;
-
-    // Interpolation: four rows of slerp between pairs of the same latents.
-    let steps = 10;
-    let mut path = Array2::zeros((4 * steps, model.latent()));
-    for r in 0..4 {
-        let (a, b) = (z.row(2 * r).to_vec(), z.row(2 * r + 1).to_vec());
-        for k in 0..steps {
-            let t = k as f32 / (steps - 1) as f32;
-            path.row_mut(r * steps + k)
-                .assign(&ndarray::aview1(&slerp(&a, &b, t)));
-        }
-    }
-    let interp = generate_unit(model, path.view());
-    images.interpolation = grid_png(&dir, "interpolation.png", interp.view(), (h, w), steps)?;
-    if model.latent() == 2 {
-        let side = 16;
-        let mut grid = Array2::zeros((side * side, 2));
-        for i in 0..side {
-            for j in 0..side {
-                let p = |k: usize| normal_quantile((k as f64 + 0.5) / side as f64) as f32;
-                grid[[i * side + j, 0]] = p(j);
-                grid[[i * side + j, 1]] = p(side - 1 - i);
-            }
-        }
-        let m = generate_unit(model, grid.view());
-        images.manifold = Some(grid_png(&dir, "manifold.png", m.view(), (h, w), side)?);
-    }
+    let FloatSamples {
+        z,
+        float,
+        mut images,
+    } = float_samples(
+        &dir,
+        (h, w),
+        model.latent(),
+        opts.seed,
+        classifier,
+        reference,
+        &mut |z: ArrayView2<'_, f32>| Ok(generate_unit(model, z)),
+        log,
+    )?;
 
     let mut vae = None;
     if let Some(mut v) = model.sampling_vae() {
@@ -668,26 +650,17 @@ pub fn evaluate_loaded(
     let mut int8_name = None;
     if let (Some(path), false) = (int8_file(&opts.run, kind), opts.skip_int8) {
         let file = ModelFile::open(&path)?;
-        let xq = runtime_unit(&file, z.view())?;
-        let m = reference.measure(classifier, xq.view());
-        log.line(&format!(
-            "int8 ({}): FD {:.2} ({:+.1}% vs float), precision {:.3}, recall {:.3}, coverage {}/{}",
-            path.display(),
-            m.fd,
-            100.0 * (m.fd - float.fd) / float.fd,
-            m.precision,
-            m.recall,
-            m.coverage,
-            m.classes
-        ));
-        images.int8_samples = Some(grid_png(
+        int8 = Some(int8_samples(
             &dir,
-            "int8-samples.png",
-            xq.slice(s![..64.min(n), ..]),
             (h, w),
-            8,
+            &file,
+            z.view(),
+            &float,
+            classifier,
+            reference,
+            &mut images,
+            log,
         )?);
-        int8 = Some(m);
         int8_name = Some(path.display().to_string());
     }
     device.int8_evaluated = int8.is_some();
@@ -716,10 +689,443 @@ pub fn evaluate_loaded(
         images,
         eval_seconds: started.elapsed().as_secs_f64(),
     };
-    let path = dir.join(EVAL_JSON);
-    let json = serde_json::to_string_pretty(&report)?;
-    tinygen_trainer::checkpoint::write_atomic(&path, json.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+    write_json(&dir.join(EVAL_JSON), &report)?;
+    Ok(report)
+}
+
+/// Writes `value` as pretty JSON to `path` (atomically).
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_string_pretty(value)?;
+    tinygen_trainer::checkpoint::write_atomic(path, json.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Images for latents `(n, latent)`, mapped to `[0, 1]`: the trained model's
+/// ([`generate_unit`]) or a model file's ([`runtime_unit`]).
+pub type Generate<'a> = dyn FnMut(ArrayView2<'_, f32>) -> Result<Array2<f32>> + 'a;
+
+/// What [`float_samples`] measured and drew.
+struct FloatSamples {
+    /// The latents of the measured samples, `(n, latent)` (the int8 model sees the same).
+    z: Array2<f32>,
+    /// The sample metrics.
+    float: SampleMetrics,
+    /// The pictures drawn so far.
+    images: EvalImages,
+}
+
+/// The sample metrics of the float generator, shared by a run and a model file: as many
+/// samples as held-out images in `reference`, on latents from the runtime's sampler seeded with
+/// `seed`; writes `samples.png`, `nearest.png`, `interpolation.png` and, for a 2-D latent,
+/// `manifold.png` into `dir`.
+#[allow(clippy::too_many_arguments)]
+fn float_samples(
+    dir: &Path,
+    (h, w): (usize, usize),
+    latent: usize,
+    seed: u64,
+    classifier: &mut Classifier,
+    reference: &Reference,
+    generate: &mut Generate<'_>,
+    log: &mut dyn Log,
+) -> Result<FloatSamples> {
+    let n = reference.images.nrows();
+    let z = device_latents(seed, n, latent);
+    let x = generate(z.view())?;
+    let float = reference.measure(classifier, x.view());
+    log.line(&format!(
+        "float: FD {:.2}, precision {:.3}, recall {:.3}, coverage {}/{}, class KL {:.3}",
+        float.fd, float.precision, float.recall, float.coverage, float.classes, float.class_kl
+    ));
+    let mut images = EvalImages {
+        samples: grid_png(dir, "samples.png", x.slice(s![..64.min(n), ..]), (h, w), 8)?,
+        ..EvalImages::default()
+    };
+
+    // Nearest training images of the first samples: sample | nearest, per row.
+    let shown = NEAREST_SHOWN.min(n);
+    let nn = metrics::nearest_neighbours(x.slice(s![..shown, ..]), reference.train.view());
+    let mut pairs = Array2::zeros((2 * shown, h * w));
+    for (i, &(j, _)) in nn.iter().enumerate() {
+        pairs.row_mut(2 * i).assign(&x.row(i));
+        pairs.row_mut(2 * i + 1).assign(&reference.train.row(j));
+    }
+    images.nearest = grid_png(dir, "nearest.png", pairs.view(), (h, w), 2)?;
+
+    // Interpolation: four rows of slerp between pairs of the same latents.
+    let steps = 10;
+    let mut path = Array2::zeros((4 * steps, latent));
+    for r in 0..4 {
+        let (a, b) = (z.row(2 * r).to_vec(), z.row(2 * r + 1).to_vec());
+        for k in 0..steps {
+            let t = k as f32 / (steps - 1) as f32;
+            path.row_mut(r * steps + k)
+                .assign(&ndarray::aview1(&slerp(&a, &b, t)));
+        }
+    }
+    let interp = generate(path.view())?;
+    images.interpolation = grid_png(dir, "interpolation.png", interp.view(), (h, w), steps)?;
+    if latent == 2 {
+        let side = 16;
+        let mut grid = Array2::zeros((side * side, 2));
+        for i in 0..side {
+            for j in 0..side {
+                let p = |k: usize| normal_quantile((k as f64 + 0.5) / side as f64) as f32;
+                grid[[i * side + j, 0]] = p(j);
+                grid[[i * side + j, 1]] = p(side - 1 - i);
+            }
+        }
+        let m = generate(grid.view())?;
+        images.manifold = Some(grid_png(dir, "manifold.png", m.view(), (h, w), side)?);
+    }
+    Ok(FloatSamples { z, float, images })
+}
+
+/// The sample metrics of the int8 model `file` on the float samples' latents `z`, shared by a
+/// run and a model file; logs the change from `float` and writes `int8-samples.png` into `dir`.
+#[allow(clippy::too_many_arguments)]
+fn int8_samples(
+    dir: &Path,
+    (h, w): (usize, usize),
+    file: &ModelFile,
+    z: ArrayView2<'_, f32>,
+    float: &SampleMetrics,
+    classifier: &mut Classifier,
+    reference: &Reference,
+    images: &mut EvalImages,
+    log: &mut dyn Log,
+) -> Result<SampleMetrics> {
+    let n = z.nrows();
+    let xq = runtime_unit(file, z)?;
+    let m = reference.measure(classifier, xq.view());
+    log.line(&format!(
+        "int8 ({}): FD {:.2} ({:+.1}% vs float), precision {:.3}, recall {:.3}, coverage {}/{}",
+        file.path.display(),
+        m.fd,
+        100.0 * (m.fd - float.fd) / float.fd,
+        m.precision,
+        m.recall,
+        m.coverage,
+        m.classes
+    ));
+    images.int8_samples = Some(grid_png(
+        dir,
+        "int8-samples.png",
+        xq.slice(s![..64.min(n), ..]),
+        (h, w),
+        8,
+    )?);
+    Ok(m)
+}
+
+/// Why a model file's evaluation has no likelihood figures (said in its output and report).
+pub const NO_LIKELIHOOD: &str = "likelihood figures (VAE ELBO and IW-NLL, flow NLL) need the \
+     trained model and are not available for a model file; evaluate the run folder for them";
+
+/// What to evaluate of a model file and how.
+#[derive(Debug, Clone)]
+pub struct FileEvalOptions {
+    /// A generator model file (`NAME.tgm`, f32), or a folder holding one (written by
+    /// `tinygen export` or `tinygen import`); see [`locate_model_files`].
+    pub model: PathBuf,
+    /// The data set to compare with, as `tinygen train --data` takes it (an IDX folder, a
+    /// digits CSV file, `builtin:mnist`, `builtin:digits`); its held-out split is the reference.
+    pub data: PathBuf,
+    /// Where `eval.json` and the pictures go.
+    pub out: PathBuf,
+    /// Generated images (also the number of held-out images compared, capped at the held-out
+    /// split's size).
+    pub samples: usize,
+    /// Seed of the latents (the runtime's sampler; the int8 file sees the same ones).
+    pub seed: u64,
+    /// Where the evaluation classifier is cached (trained there on first use).
+    pub classifier_dir: PathBuf,
+    /// Skip the int8 twin even if there is one.
+    pub skip_int8: bool,
+}
+
+impl FileEvalOptions {
+    /// Defaults for `model` judged on `data`: 5,000 samples, seed 0, the pictures in
+    /// [`default_file_eval_dir`], the classifier cached in a `classifiers` folder beside `model`.
+    pub fn new(model: &Path, data: &Path) -> FileEvalOptions {
+        FileEvalOptions {
+            model: model.to_path_buf(),
+            data: data.to_path_buf(),
+            out: default_file_eval_dir(model),
+            samples: 5000,
+            seed: 0,
+            classifier_dir: default_classifier_dir(model),
+            skip_int8: false,
+        }
+    }
+}
+
+/// `eval/` inside a folder of model files, or beside a model file.
+pub fn default_file_eval_dir(model: &Path) -> PathBuf {
+    if model.is_dir() {
+        model.join(EVAL_DIR)
+    } else {
+        model
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(EVAL_DIR)
+    }
+}
+
+/// Everything `eval` measured of a model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEvalReport {
+    /// The f32 model file evaluated.
+    pub model: String,
+    /// The data set's name.
+    pub data: String,
+    /// Image height and width.
+    pub image: (usize, usize),
+    /// Latent dimension.
+    pub latent: usize,
+    /// Generated (and held-out) images compared.
+    pub samples: usize,
+    /// Seed of the latents.
+    pub seed: u64,
+    /// Test accuracy of the evaluation classifier on the held-out split.
+    pub classifier_accuracy: f64,
+    /// The classifier file.
+    pub classifier: String,
+    /// Frechet distance of training images to held-out images: the best a model can expect.
+    pub fd_floor: f64,
+    /// Metrics of the f32 model file.
+    pub float: SampleMetrics,
+    /// Metrics of its int8 twin on the same latents, when there is one.
+    pub int8: Option<SampleMetrics>,
+    /// The int8 model file evaluated.
+    pub int8_file: Option<String>,
+    /// Always `None`: see [`FileEvalReport::likelihood`].
+    pub vae: Option<VaeMetrics>,
+    /// Always `None`: see [`FileEvalReport::likelihood`].
+    pub flow: Option<FlowMetrics>,
+    /// Why there are no likelihood figures ([`NO_LIKELIHOOD`]).
+    pub likelihood: String,
+    /// Bytes of the f32 model file.
+    pub f32_bytes: usize,
+    /// Arena bytes of the f32 model file.
+    pub f32_arena: usize,
+    /// Bytes of the int8 model file evaluated.
+    pub int8_bytes: Option<usize>,
+    /// Arena bytes of the int8 model file evaluated.
+    pub int8_arena: Option<usize>,
+    /// Pictures, relative to the output folder.
+    pub images: EvalImages,
+    /// Seconds the evaluation took.
+    pub eval_seconds: f64,
+}
+
+impl FileEvalReport {
+    /// Reads `dir/eval.json` written by [`evaluate_file`].
+    pub fn load(dir: &Path) -> Result<FileEvalReport> {
+        let path = dir.join(EVAL_JSON);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// The f32 generator model file that `path` names and its int8 twin beside it
+/// (`NAME.int8.tgm`), if there is one. `path` is a model file `NAME.tgm`, or a folder (written
+/// by `tinygen export` or `tinygen import`) whose `*.tgm` files hold exactly one generator
+/// (an export's encoder and discriminator files are passed over).
+pub fn locate_model_files(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+    let twin = |f32_path: &Path| {
+        let name = f32_path.file_name()?.to_str()?.strip_suffix(".tgm")?;
+        let p = f32_path.with_file_name(format!("{name}.int8.tgm"));
+        p.is_file().then_some(p)
+    };
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
+    if !path.is_dir() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(stem) = name.strip_suffix(".int8.tgm") {
+            bail!(
+                "{} is an int8 model file: give its f32 twin {stem}.tgm instead (the int8 file \
+                 beside it is evaluated too, on the same latents)",
+                path.display()
+            );
+        }
+        return Ok((path.to_path_buf(), twin(path)));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|f| f.ends_with(".tgm") && !f.ends_with(".int8.tgm"))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        bail!(
+            "{} is neither a run folder (it has no config.json) nor a folder of model files (it \
+             has no NAME.tgm): give a run folder written by `tinygen train`, a folder written by \
+             `tinygen export` or `tinygen import`, or a model file",
+            path.display()
+        );
+    }
+    let mut generators = Vec::new();
+    for name in &names {
+        let file = ModelFile::open(&path.join(name))?;
+        if file.model()?.part() == Part::Generator {
+            generators.push(name.clone());
+        }
+    }
+    match generators.as_slice() {
+        [one] => {
+            let p = path.join(one);
+            let t = twin(&p);
+            Ok((p, t))
+        }
+        [] => bail!(
+            "{} holds no generator model file ({} hold an encoder or a discriminator); give a \
+             folder or file with a decoder or generator",
+            path.display(),
+            names.join(", ")
+        ),
+        [first, ..] => bail!(
+            "{} holds several generator model files ({}); name the one to evaluate, for example \
+             `tinygen eval {} --data ...`",
+            path.display(),
+            generators.join(", "),
+            path.join(first).display()
+        ),
+    }
+}
+
+/// Opens the generator model file `path` and checks it has `precision`.
+fn open_generator(path: &Path, precision: Precision) -> Result<ModelFile> {
+    let file = ModelFile::open(path)?;
+    crate::sample::require_generator(&file)?;
+    let found = file.model()?.precision();
+    if found != precision {
+        bail!(
+            "{} is a {found:?} model file; expected {precision:?} here",
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
+/// The image size of a generator's output `dims` if it is one grayscale image of `(h, w)`
+/// (`1 x h x w`, or a flat vector of `h * w` values as an MLP decoder writes).
+fn image_of(dims: Dims, (h, w): (usize, usize)) -> bool {
+    (dims.c == 1 && (dims.h, dims.w) == (h, w)) || (dims.h == 1 && dims.w == 1 && dims.c == h * w)
+}
+
+/// Evaluates a model file (and its int8 twin) against the held-out split of a data set: the
+/// sample metrics of [`evaluate`], generated by the runtime; writes `eval.json` and the
+/// pictures into `opts.out` and returns the report. Likelihood figures need the trained model
+/// and are reported as absent ([`NO_LIKELIHOOD`]).
+pub fn evaluate_file(opts: &FileEvalOptions, log: &mut dyn Log) -> Result<FileEvalReport> {
+    let started = Instant::now();
+    check_samples(opts.samples)?;
+    let (f32_path, twin) = locate_model_files(&opts.model)?;
+    let file = open_generator(&f32_path, Precision::F32)?;
+    let model = file.model()?;
+    let splits = tinygen_trainer::data::load(Some(opts.data.as_path()))
+        .with_context(|| format!("loading the data set {}", opts.data.display()))?;
+    let (h, w) = (splits.height(), splits.width());
+    let dims = model.output_shape();
+    if !image_of(dims, (h, w)) {
+        bail!(
+            "{} draws {}x{}x{} outputs ({} values) but the images of {} are 1x{h}x{w} ({} \
+             values): evaluate it against a data set of its own image size, or export a model \
+             trained on {}",
+            f32_path.display(),
+            dims.c,
+            dims.h,
+            dims.w,
+            model.output_len(),
+            opts.data.display(),
+            h * w,
+            opts.data.display()
+        );
+    }
+    let int8_file = match (twin, opts.skip_int8) {
+        (Some(p), false) => {
+            let q = open_generator(&p, Precision::Int8)?;
+            let m = q.model()?;
+            if (m.latent_len(), m.output_len()) != (model.latent_len(), model.output_len()) {
+                bail!(
+                    "{} maps {} latents to {} values but {} maps {} to {}: they are not twins",
+                    p.display(),
+                    m.latent_len(),
+                    m.output_len(),
+                    f32_path.display(),
+                    model.latent_len(),
+                    model.output_len()
+                );
+            }
+            Some(q)
+        }
+        _ => None,
+    };
+    let (mut classifier, reference) =
+        load_reference(&opts.classifier_dir, &splits, opts.samples, log)?;
+    let dir = &opts.out;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let FloatSamples {
+        z,
+        float,
+        mut images,
+    } = float_samples(
+        dir,
+        (h, w),
+        model.latent_len(),
+        opts.seed,
+        &mut classifier,
+        &reference,
+        &mut |z: ArrayView2<'_, f32>| runtime_unit(&file, z),
+        log,
+    )?;
+    let mut int8 = None;
+    if let Some(q) = &int8_file {
+        int8 = Some(int8_samples(
+            dir,
+            (h, w),
+            q,
+            z.view(),
+            &float,
+            &mut classifier,
+            &reference,
+            &mut images,
+            log,
+        )?);
+    }
+    log.line(NO_LIKELIHOOD);
+    let int8_model = int8_file.as_ref().map(ModelFile::model).transpose()?;
+    let report = FileEvalReport {
+        model: f32_path.display().to_string(),
+        data: splits.test.name.clone(),
+        image: (h, w),
+        latent: model.latent_len(),
+        samples: reference.images.nrows(),
+        seed: opts.seed,
+        classifier_accuracy: classifier.test_accuracy(),
+        classifier: classifier
+            .path()
+            .map_or_else(|| "(not saved)".into(), |p| p.display().to_string()),
+        fd_floor: reference.fd_floor,
+        float,
+        int8,
+        int8_file: int8_file.as_ref().map(|q| q.path.display().to_string()),
+        vae: None,
+        flow: None,
+        likelihood: NO_LIKELIHOOD.to_owned(),
+        f32_bytes: model.bytes().len(),
+        f32_arena: model.arena_bytes(),
+        int8_bytes: int8_model.as_ref().map(|m| m.bytes().len()),
+        int8_arena: int8_model.as_ref().map(|m| m.arena_bytes()),
+        images,
+        eval_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json(&dir.join(EVAL_JSON), &report)?;
     Ok(report)
 }
 
@@ -746,6 +1152,31 @@ mod tests {
         assert!(normal_quantile(0.5).abs() < 1e-9);
         assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-6);
         assert!((normal_quantile(0.01) + 2.326_348).abs() < 1e-6);
+    }
+
+    #[test]
+    fn image_of_takes_one_channel_or_a_flat_vector_of_the_same_pixels() {
+        let d = |c, h, w| Dims { c, h, w };
+        assert!(image_of(d(1, 8, 8), (8, 8)));
+        // An MLP decoder's flat output of 64 values is an 8x8 image.
+        assert!(image_of(d(64, 1, 1), (8, 8)));
+        assert!(!image_of(d(784, 1, 1), (8, 8)));
+        assert!(!image_of(d(1, 28, 28), (8, 8)));
+        // Three channels of 8x8 are not a grayscale 8x8 image, nor is 8x8 laid out as 4x16.
+        assert!(!image_of(d(3, 8, 8), (8, 8)));
+        assert!(!image_of(d(1, 4, 16), (8, 8)));
+    }
+
+    #[test]
+    fn a_model_file_writes_eval_beside_it() {
+        assert_eq!(
+            default_file_eval_dir(Path::new("out/decoder.tgm")),
+            Path::new("out").join(EVAL_DIR)
+        );
+        assert_eq!(
+            default_file_eval_dir(Path::new("decoder.tgm")),
+            Path::new(".").join(EVAL_DIR)
+        );
     }
 
     #[test]

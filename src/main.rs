@@ -29,8 +29,8 @@ enum Command {
     Verify(cli::verify::Args),
     /// Generate images from a model file with the runtime, as a PNG grid.
     Sample(cli::sample::Args),
-    /// Measure a trained run: sample quality (FD, precision, recall, coverage), likelihood
-    /// (VAEs), and what int8 costs.
+    /// Measure a trained run or a model file: sample quality (FD, precision, recall, coverage),
+    /// likelihood (runs of VAEs and flows), and what int8 costs.
     Eval(cli::eval::Args),
     /// Write a report (HTML and markdown) of evaluated runs side by side.
     Compare(cli::compare::Args),
