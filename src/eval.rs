@@ -190,7 +190,7 @@ pub struct EvalReport {
     pub data: String,
     /// Image height and width.
     pub image: (usize, usize),
-    /// Epochs trained.
+    /// Epochs trained (completed, from metrics.csv; the configured count without it).
     pub epochs: u64,
     /// Seconds of training steps over all epochs (from metrics.csv).
     pub train_seconds: f64,
@@ -373,19 +373,25 @@ pub fn runtime_unit(file: &ModelFile, z: ArrayView2<'_, f32>) -> Result<Array2<f
 
 /// Seconds of training in the run's `metrics.csv` (the `seconds` column summed).
 pub fn train_seconds(run: &Path) -> f64 {
-    let Ok(text) = std::fs::read_to_string(run.join("metrics.csv")) else {
-        return f64::NAN;
-    };
+    metrics_column(run, "seconds").map_or(f64::NAN, |v| v.iter().sum())
+}
+
+/// Epochs the run completed: the rows of its `metrics.csv` (a run stopped early, by Ctrl-C or
+/// a time limit, has fewer than it was configured for), if the file is there.
+pub fn epochs_done(run: &Path) -> Option<u64> {
+    metrics_column(run, "epoch").map(|v| v.len() as u64)
+}
+
+/// The values of one column of the run's `metrics.csv`, if the file and the column exist.
+fn metrics_column(run: &Path, name: &str) -> Option<Vec<f64>> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
     let mut lines = text.lines();
-    let Some(col) = lines
-        .next()
-        .and_then(|h| h.split(',').position(|c| c == "seconds"))
-    else {
-        return f64::NAN;
-    };
-    lines
-        .filter_map(|l| l.split(',').nth(col)?.parse::<f64>().ok())
-        .sum()
+    let col = lines.next()?.split(',').position(|c| c == name)?;
+    Some(
+        lines
+            .filter_map(|l| l.split(',').nth(col)?.parse::<f64>().ok())
+            .collect(),
+    )
 }
 
 /// The int8 generator file of a run's default export folder, if it exists.
@@ -670,7 +676,7 @@ pub fn evaluate_loaded(
         kind: kind.name().to_owned(),
         data: splits.test.name.clone(),
         image: (h, w),
-        epochs: cfg.epochs,
+        epochs: epochs_done(&opts.run).unwrap_or(cfg.epochs),
         train_seconds: train_seconds(&opts.run),
         parameters,
         samples: n,
@@ -1132,6 +1138,23 @@ pub fn evaluate_file(opts: &FileEvalOptions, log: &mut dyn Log) -> Result<FileEv
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epochs_and_seconds_come_from_the_rows_of_metrics_csv() {
+        let dir = std::env::temp_dir().join(format!("tinygen-epochs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(epochs_done(&dir), None);
+        assert!(train_seconds(&dir).is_nan());
+        // A run configured for 200 epochs and stopped after 3.
+        std::fs::write(
+            dir.join("metrics.csv"),
+            "epoch,train_loss,seconds\n1,2.5,10.0\n2,2.0,11.5\n3,1.9,12.0\n",
+        )
+        .unwrap();
+        assert_eq!(epochs_done(&dir), Some(3));
+        assert_eq!(train_seconds(&dir), 33.5);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn slerp_ends_and_norm() {
