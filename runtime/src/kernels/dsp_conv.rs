@@ -156,29 +156,51 @@ impl Layer<'_> {
     ) -> &'p [u32] {
         let per_tap = self.groups * 2 * R;
         let dst = wbuf.get_mut(..taps.n * per_tap).unwrap_or_default();
+        // Rows of output channels past `n_oc` and input channels past `in_ch` stay zero.
         dst.fill(0);
         let zp = self.rq.in_zero_point;
         let rn = self.n_oc.saturating_sub(oc0).min(R);
-        for (t, (&off, ct)) in taps
-            .off
-            .iter()
+        let (in_ch, step) = (self.g.in_ch, self.ic_stride);
+        for ((tw, &off), ct) in dst
+            .chunks_mut(per_tap.max(1))
+            .zip(&taps.off)
             .zip(corr.iter_mut())
-            .take(taps.n)
-            .enumerate()
         {
-            for (r, c) in ct.iter_mut().enumerate() {
+            *ct = [0; R];
+            for (r, c) in ct.iter_mut().enumerate().take(rn) {
+                // Output channel oc0 + r, input channels four at a time: the words (c0, c2)
+                // and (c1, c3) of each group.
                 let mut sum = 0i32;
-                if r < rn {
-                    let base = (oc0 + r) * self.oc_stride + off;
-                    for ic in 0..self.g.in_ch {
-                        let v = w.get(base + ic * self.ic_stride).copied().unwrap_or(0);
-                        sum = sum.wrapping_add(i32::from(v));
-                        // Channels c0 c1 c2 c3 of a group: words (c0, c2) and (c1, c3).
-                        let at = t * per_tap + (ic / 4) * 2 * R + 2 * r + (ic & 1);
-                        if let Some(d) = dst.get_mut(at) {
-                            *d |= u32::from(i16::from(v).cast_unsigned()) << (8 * (ic & 2));
+                let mut i = (oc0 + r) * self.oc_stride + off;
+                let mut left = in_ch;
+                for gw in tw.as_chunks_mut::<{ 2 * R }>().0 {
+                    let v = if left >= 4 {
+                        // A whole group: its four weights are `step` apart.
+                        let Some(sl) = w.get(i..=i + 3 * step) else {
+                            break;
+                        };
+                        let at = |k: usize| i32::from(sl.get(k * step).copied().unwrap_or(0));
+                        [at(0), at(1), at(2), at(3)]
+                    } else {
+                        let mut v = [0i32; 4];
+                        for (k, e) in v.iter_mut().enumerate().take(left) {
+                            *e = i32::from(w.get(i + k * step).copied().unwrap_or(0));
                         }
+                        v
+                    };
+                    let [c0, c1, c2, c3] = v;
+                    sum = sum.wrapping_add(c0 + c1 + c2 + c3);
+                    let pair =
+                        |a: i32, b: i32| (a & 0xffff).cast_unsigned() | (b << 16).cast_unsigned();
+                    if let Some([a, b]) = gw.get_mut(2 * r..).and_then(|p| p.first_chunk_mut::<2>())
+                    {
+                        (*a, *b) = (pair(c0, c2), pair(c1, c3));
                     }
+                    if left <= 4 {
+                        break;
+                    }
+                    i += 4 * step;
+                    left -= 4;
                 }
                 *c = sum.wrapping_mul(zp).wrapping_neg();
             }
@@ -207,6 +229,12 @@ impl Layer<'_> {
         for (r, bv) in bias.iter_mut().enumerate().take(rn) {
             *bv = self.b.get(oc0 + r).copied().unwrap_or(0);
         }
+        let mut base = bias;
+        for ct in corr.iter().take(taps.n) {
+            for (a, &c) in base.iter_mut().zip(ct) {
+                *a = a.wrapping_add(c);
+            }
+        }
         let (zp, lo, hi) = (
             self.rq.out_zero_point,
             i32::from(self.rq.min),
@@ -217,13 +245,18 @@ impl Layer<'_> {
             let ry = j * grid.step_y;
             for i in 0..grid.nx {
                 let rx = i * grid.step_x;
-                let mut acc = bias;
+                // Starts with every tap's zero-point term; a tap in the padding takes its
+                // term back (all wrapping, so the order does not matter).
+                let mut acc = base;
                 for (t, ct) in corr.iter().enumerate().take(taps.n) {
                     let (Some(&dy), Some(&dx)) = (taps.dy.get(t), taps.dx.get(t)) else {
                         break;
                     };
                     let (iy, ix) = (ry.wrapping_add(dy), rx.wrapping_add(dx));
                     if iy >= g.in_h || ix >= g.in_w {
+                        for (a, &c) in acc.iter_mut().zip(ct) {
+                            *a = a.wrapping_sub(c);
+                        }
                         continue;
                     }
                     let p = (iy * g.in_w + ix) * groups;
@@ -234,9 +267,6 @@ impl Layer<'_> {
                         continue;
                     };
                     acc = dot4(acc, xw, tw);
-                    for (a, &c) in acc.iter_mut().zip(ct) {
-                        *a = a.wrapping_add(c);
-                    }
                 }
                 let at = oy * g.out_w + grid.ox0 + i * grid.ox_step;
                 for (r, &a) in acc.iter().enumerate().take(rn) {
