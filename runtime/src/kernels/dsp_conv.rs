@@ -25,6 +25,7 @@
 use super::dsp_model::{finish, smlad, sxtb16, sxtb16_ror8};
 use super::reference::Sizes;
 use super::{ConvGeom, Requant};
+use core::num::NonZeroUsize;
 
 /// Output channels computed together.
 const R: usize = 4;
@@ -174,20 +175,11 @@ impl Layer<'_> {
                 let mut i = (oc0 + r) * self.oc_stride + off;
                 let mut left = in_ch;
                 for gw in tw.as_chunks_mut::<{ 2 * R }>().0 {
-                    let v = if left >= 4 {
-                        // A whole group: its four weights are `step` apart.
-                        let Some(sl) = w.get(i..=i + 3 * step) else {
-                            break;
-                        };
-                        let at = |k: usize| i32::from(sl.get(k * step).copied().unwrap_or(0));
-                        [at(0), at(1), at(2), at(3)]
-                    } else {
-                        let mut v = [0i32; 4];
-                        for (k, e) in v.iter_mut().enumerate().take(left) {
-                            *e = i32::from(w.get(i + k * step).copied().unwrap_or(0));
-                        }
-                        v
+                    let at = |k: usize| {
+                        let v = if k < left { w.get(i + k * step) } else { None };
+                        i32::from(v.copied().unwrap_or(0))
                     };
+                    let v = [at(0), at(1), at(2), at(3)];
                     let [c0, c1, c2, c3] = v;
                     sum = sum.wrapping_add(c0 + c1 + c2 + c3);
                     let pair =
@@ -335,11 +327,11 @@ fn layer<'a>(
 }
 
 /// `(t - k) / s` of an exact division, as a wrapping usize when negative.
-fn exact_div(t: usize, k: usize, s: usize) -> usize {
+fn exact_div(t: usize, k: usize, s: NonZeroUsize) -> usize {
     if t >= k {
-        (t - k).checked_div(s).unwrap_or(0)
+        (t - k) / s
     } else {
-        0usize.wrapping_sub((k - t).checked_div(s).unwrap_or(0))
+        ((k - t) / s).wrapping_neg()
     }
 }
 
@@ -354,13 +346,13 @@ pub(crate) fn conv_transpose2d_i8_with(
     y: &mut [i8],
     dot4: Dot4,
 ) -> bool {
-    let (sh, sw) = (g.stride_h, g.stride_w);
-    // Checked forms of the divisions below: a zero stride gives `None` (no panic path).
-    let ceil = |k: usize, s: usize| Some(k.checked_div(s)? + usize::from(k.checked_rem(s)? != 0));
-    let (Some(nky), Some(nkx)) = (ceil(g.k_h, sh), ceil(g.k_w, sw)) else {
+    // Nonzero strides: the divisions below have no panic path.
+    let (Some(sh), Some(sw)) = (NonZeroUsize::new(g.stride_h), NonZeroUsize::new(g.stride_w))
+    else {
         return false;
     };
-    let per_phase = nky.saturating_mul(nkx);
+    let ceil = |k: usize, s: NonZeroUsize| k / s + usize::from(k % s != 0);
+    let per_phase = ceil(g.k_h, sh).saturating_mul(ceil(g.k_w, sw));
     let mut xbuf = [0u32; X_WORDS];
     let Some(l) = layer(g, true, per_phase, w.len(), b, x, rq, &mut xbuf) else {
         return false;
@@ -369,31 +361,31 @@ pub(crate) fn conv_transpose2d_i8_with(
     let mut corr = [[0i32; R]; MAX_TAPS];
     let mut oc0 = 0;
     while oc0 < l.n_oc {
-        for py in 0..sh.min(g.out_h) {
-            for px in 0..sw.min(g.out_w) {
+        for py in 0..sh.get().min(g.out_h) {
+            for px in 0..sw.get().min(g.out_w) {
                 // Outputs oy = py + sh·j take the taps ky ≡ py + pad_h (mod sh), reading input
                 // row iy = (oy + pad_h - ky) / sh = j + (py + pad_h - ky) / sh (an exact
                 // division; negative as a wrapping usize); likewise columns.
                 let (ty, tx) = (py + g.pad_h, px + g.pad_w);
                 let mut taps = Taps::EMPTY;
-                let mut ky = ty.checked_rem(sh).unwrap_or(usize::MAX);
+                let mut ky = ty % sh;
                 while ky < g.k_h {
                     let dy = exact_div(ty, ky, sh);
-                    let mut kx = tx.checked_rem(sw).unwrap_or(usize::MAX);
+                    let mut kx = tx % sw;
                     while kx < g.k_w {
                         taps.push(dy, exact_div(tx, kx, sw), ky * g.k_w + kx);
-                        kx += sw;
+                        kx += sw.get();
                     }
-                    ky += sh;
+                    ky += sh.get();
                 }
                 let wp = l.pack_weights(w, oc0, &taps, &mut wbuf, &mut corr);
                 let grid = Grid {
                     oy0: py,
-                    oy_step: sh,
-                    ny: (g.out_h - py + sh - 1).checked_div(sh).unwrap_or(0),
+                    oy_step: sh.get(),
+                    ny: ceil(g.out_h - py, sh),
                     ox0: px,
-                    ox_step: sw,
-                    nx: (g.out_w - px + sw - 1).checked_div(sw).unwrap_or(0),
+                    ox_step: sw.get(),
+                    nx: ceil(g.out_w - px, sw),
                     step_y: 1,
                     step_x: 1,
                 };
