@@ -138,20 +138,19 @@ pub(super) fn dot4(acc: [i32; 4], x: &[u32], w: &[u32]) -> [i32; 4] {
     // Pairs of groups: the driver passes an even number of input words and eight weight words
     // for each, so this covers all of them; the bound keeps the block sound on its own.
     let pairs = x.len().min(w.len() / 8) / 2;
-    if pairs == 0 {
-        return acc;
-    }
     let [mut a0, mut a1, mut a2, mut a3] = acc;
     let mut xp = x.as_ptr();
     let mut wp = w.as_ptr();
     let mut count = pairs;
-    // SAFETY: the loop runs `pairs` times and reads 2 words through `xp` and 16 through `wp`
+    // SAFETY: the loop runs `pairs` times (none if 0) and reads 2 words through `xp` and 16 through `wp`
     // per iteration (LDRDs of two words): 2·pairs <= x.len() and 16·pairs <= w.len() by the
     // bound above, all word-aligned as `&[u32]` is.
     // Only the listed registers are written, nothing is stored, the flags are clobbered
     // (no `preserves_flags`), and the stack is not touched.
     unsafe {
         core::arch::asm!(
+            "cmp {c}, #0",
+            "beq 8f",
             // Two groups (eight input channels) per iteration.
             "7:",
             "ldrd {xa}, {xb}, [{xp}], #8",
@@ -185,6 +184,7 @@ pub(super) fn dot4(acc: [i32; 4], x: &[u32], w: &[u32]) -> [i32; 4] {
             "smlad {a3}, {v}, {t}, {a3}",
             "subs {c}, {c}, #1",
             "bne 7b",
+            "8:",
             a0 = inout(reg) a0,
             a1 = inout(reg) a1,
             a2 = inout(reg) a2,

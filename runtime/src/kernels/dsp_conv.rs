@@ -217,11 +217,20 @@ impl Layer<'_> {
         let groups = self.groups;
         let per_tap = groups * 2 * R;
         let rn = self.n_oc.saturating_sub(oc0).min(R);
-        let mut bias = [0i32; R];
-        for (r, bv) in bias.iter_mut().enumerate().take(rn) {
-            *bv = self.b.get(oc0 + r).copied().unwrap_or(0);
+        // Bias, multiplier and shift of each channel (`n_oc` says they exist).
+        let (mut base, mut mult, mut shift) = ([0i32; R], [0i32; R], [0u8; R]);
+        for (r, ((bv, mv), sv)) in base
+            .iter_mut()
+            .zip(&mut mult)
+            .zip(&mut shift)
+            .enumerate()
+            .take(rn)
+        {
+            let oc = oc0 + r;
+            *bv = self.b.get(oc).copied().unwrap_or(0);
+            *mv = self.rq.multiplier.get(oc).copied().unwrap_or(0);
+            *sv = self.rq.shift.get(oc).copied().unwrap_or(0);
         }
-        let mut base = bias;
         for ct in corr.iter().take(taps.n) {
             for (a, &c) in base.iter_mut().zip(ct) {
                 *a = a.wrapping_add(c);
@@ -261,15 +270,10 @@ impl Layer<'_> {
                     acc = dot4(acc, xw, tw);
                 }
                 let at = oy * g.out_w + grid.ox0 + i * grid.ox_step;
-                for (r, &a) in acc.iter().enumerate().take(rn) {
-                    let oc = oc0 + r;
-                    if let (Some(yv), Some(&m), Some(&s)) = (
-                        y.get_mut(oc * self.out_plane + at),
-                        self.rq.multiplier.get(oc),
-                        self.rq.shift.get(oc),
-                    ) {
-                        *yv = finish(a, m, s, zp, lo, hi);
-                    }
+                let outs = y.get_mut(oc0 * self.out_plane + at..).unwrap_or_default();
+                let outs = outs.iter_mut().step_by(self.out_plane.max(1));
+                for (((yv, &a), &m), &s) in outs.zip(&acc).zip(&mult).zip(&shift).take(rn) {
+                    *yv = finish(a, m, s, zp, lo, hi);
                 }
             }
         }
@@ -326,15 +330,6 @@ fn layer<'a>(
     })
 }
 
-/// `(t - k) / s` of an exact division, as a wrapping usize when negative.
-fn exact_div(t: usize, k: usize, s: NonZeroUsize) -> usize {
-    if t >= k {
-        (t - k) / s
-    } else {
-        ((k - t) / s).wrapping_neg()
-    }
-}
-
 /// int8 ConvTranspose2d through packed phases and `dot4`; `false` (nothing written) when the
 /// geometry does not fit the stack buffers. Bit-exact with `reference::conv_transpose2d_i8`.
 pub(crate) fn conv_transpose2d_i8_with(
@@ -368,15 +363,17 @@ pub(crate) fn conv_transpose2d_i8_with(
                 // division; negative as a wrapping usize); likewise columns.
                 let (ty, tx) = (py + g.pad_h, px + g.pad_w);
                 let mut taps = Taps::EMPTY;
-                let mut ky = ty % sh;
+                // ky = ty mod sh + a·sh, so (ty - ky) / sh = ty / sh - a exactly.
+                let (mut ky, mut dy) = (ty % sh, ty / sh);
                 while ky < g.k_h {
-                    let dy = exact_div(ty, ky, sh);
-                    let mut kx = tx % sw;
+                    let (mut kx, mut dx) = (tx % sw, tx / sw);
                     while kx < g.k_w {
-                        taps.push(dy, exact_div(tx, kx, sw), ky * g.k_w + kx);
+                        taps.push(dy, dx, ky * g.k_w + kx);
                         kx += sw.get();
+                        dx = dx.wrapping_sub(1);
                     }
                     ky += sh.get();
+                    dy = dy.wrapping_sub(1);
                 }
                 let wp = l.pack_weights(w, oc0, &taps, &mut wbuf, &mut corr);
                 let grid = Grid {

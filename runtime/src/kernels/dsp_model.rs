@@ -122,7 +122,10 @@ pub fn requantize_short(acc: i32, m: i32, shift: u8) -> i32 {
 
 /// Requantises one accumulator and clamps it to `[lo, hi]` (the steps of
 /// `reference::finish_i8`, with the channel's parameters already fetched).
-#[inline(always)]
+///
+/// Out of line on microcontrollers: one copy serves the Dense and convolution kernels.
+#[cfg_attr(target_pointer_width = "64", inline(always))]
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub(crate) fn finish(acc: i32, m: i32, s: u8, zp: i32, lo: i32, hi: i32) -> i8 {
     let v = requantize_short(acc, m, s).saturating_add(zp);
     // `lo` and `hi` come from i8, so the clamped value is in i8 range and the fallback never

@@ -174,6 +174,11 @@ pub struct Requant<'a> {
 #[cfg_attr(target_pointer_width = "64", inline)]
 #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn requantize(acc: i32, multiplier: i32, shift: u8) -> i32 {
+    // Cortex-M4/M7 multiply 32 x 32 -> 64 bits in one instruction: the 32-bit path would only
+    // add code (the DSP kernels inline their own short path first).
+    #[cfg(tinygen_dsp)]
+    return requantize_wide(acc, multiplier, shift);
+    #[cfg(not(tinygen_dsp))]
     requantize_narrow(acc, multiplier, shift)
         .unwrap_or_else(|| requantize_wide(acc, multiplier, shift))
 }
