@@ -34,7 +34,11 @@ pub const MAX_INPUT_BYTES: usize = 8192;
 /// The input copy in words.
 const X_WORDS: usize = MAX_INPUT_BYTES / 4;
 /// Largest packed weight block, in words: 8 per tap and group of four input channels.
+/// (ConvTranspose2d: one stride phase; for a 4x4 kernel of stride 2, 128 input channels.)
 pub const MAX_WEIGHT_WORDS: usize = 512;
+/// The same for Conv2d, whose block holds the whole kernel (4x4: 64 input channels; 8 KiB of
+/// stack).
+pub const MAX_CONV2D_WEIGHT_WORDS: usize = 2048;
 /// Largest number of taps packed together (one phase of a transposed convolution, or the
 /// whole kernel of a convolution).
 pub const MAX_TAPS: usize = 16;
@@ -147,12 +151,12 @@ struct Layer<'a> {
 impl Layer<'_> {
     /// Packs the weights of output channels `oc0..oc0 + 4` (zeros past `n_oc`) for `taps`,
     /// and the zero-point terms `corr[t][r] = -zp·Σ_ic w`. Returns the packed words.
-    fn pack_weights<'p>(
+    fn pack_weights<'p, const N: usize>(
         &self,
         w: &[i8],
         oc0: usize,
         taps: &Taps,
-        wbuf: &'p mut [u32; MAX_WEIGHT_WORDS],
+        wbuf: &'p mut [u32; N],
         corr: &mut [[i32; R]; MAX_TAPS],
     ) -> &'p [u32] {
         let per_tap = self.groups * 2 * R;
@@ -283,7 +287,7 @@ impl Layer<'_> {
 /// Packs the input and describes the layer, or `None` when the packed path does not apply
 /// (`taps` per block, a convolution if `!transposed`).
 #[allow(clippy::too_many_arguments)]
-fn layer<'a>(
+fn layer<'a, const MAX_WORDS: usize>(
     g: &'a ConvGeom,
     transposed: bool,
     taps: usize,
@@ -300,7 +304,7 @@ fn layer<'a>(
     // Every weight and input the reference reads must exist (a valid file always has them).
     if groups == 0
         || taps > MAX_TAPS
-        || taps.saturating_mul(groups * 2 * R) > MAX_WEIGHT_WORDS
+        || taps.saturating_mul(groups * 2 * R) > MAX_WORDS
         || w_len < g.in_ch * g.out_ch * kk
         || x.len() < g.in_ch * sz.in_plane
     {
@@ -349,7 +353,8 @@ pub(crate) fn conv_transpose2d_i8_with(
     let ceil = |k: usize, s: NonZeroUsize| k / s + usize::from(k % s != 0);
     let per_phase = ceil(g.k_h, sh).saturating_mul(ceil(g.k_w, sw));
     let mut xbuf = [0u32; X_WORDS];
-    let Some(l) = layer(g, true, per_phase, w.len(), b, x, rq, &mut xbuf) else {
+    let Some(l) = layer::<MAX_WEIGHT_WORDS>(g, true, per_phase, w.len(), b, x, rq, &mut xbuf)
+    else {
         return false;
     };
     let mut wbuf = [0u32; MAX_WEIGHT_WORDS];
@@ -407,7 +412,8 @@ pub(crate) fn conv2d_i8_with(
 ) -> bool {
     let mut xbuf = [0u32; X_WORDS];
     let kk = g.k_h.saturating_mul(g.k_w);
-    let Some(l) = layer(g, false, kk, w.len(), b, x, rq, &mut xbuf) else {
+    let Some(l) = layer::<MAX_CONV2D_WEIGHT_WORDS>(g, false, kk, w.len(), b, x, rq, &mut xbuf)
+    else {
         return false;
     };
     // Input row oy·s_h + ky - pad_h (wrapping when negative); likewise columns.
@@ -428,7 +434,7 @@ pub(crate) fn conv2d_i8_with(
         step_y: g.stride_h,
         step_x: g.stride_w,
     };
-    let mut wbuf = [0u32; MAX_WEIGHT_WORDS];
+    let mut wbuf = [0u32; MAX_CONV2D_WEIGHT_WORDS];
     let mut corr = [[0i32; R]; MAX_TAPS];
     let mut oc0 = 0;
     while oc0 < l.n_oc {
@@ -498,7 +504,8 @@ mod tests {
             (64, 7, 32, true),
             (32, 14, 1, true),
             (1, 28, 32, false),
-            (16, 14, 32, false),
+            (32, 14, 32, false),
+            (64, 8, 16, false),
         ] {
             let out = if transposed { side * 2 } else { side / 2 };
             let g = ConvGeom {
