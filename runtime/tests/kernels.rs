@@ -432,10 +432,18 @@ fn check_conv_i8(
         .map(|&v| i32::from(v) * 97)
         .collect();
     let x = values_i8(seed ^ 0xaa, g.in_ch * g.in_h * g.in_w);
-    let (fast, slow): (ConvI8, ConvI8) = if transposed {
-        (kernels::conv_transpose2d_i8, reference::conv_transpose2d_i8)
+    let (fast, slow, model_kernel): (ConvI8, ConvI8, ConvI8) = if transposed {
+        (
+            kernels::conv_transpose2d_i8,
+            reference::conv_transpose2d_i8,
+            kernels::dsp_conv::conv_transpose2d_i8,
+        )
     } else {
-        (kernels::conv2d_i8, reference::conv2d_i8)
+        (
+            kernels::conv2d_i8,
+            reference::conv2d_i8,
+            kernels::dsp_conv::conv2d_i8,
+        )
     };
     let r = rq.requant();
     // Two sentinels: a skipped output keeps its sentinel and differs in one of the two runs.
@@ -445,6 +453,10 @@ fn check_conv_i8(
         let mut got = vec![sentinel.wrapping_add(1); n_out];
         fast(g, &w, &b, &x, &r, &mut got);
         prop_assert_eq!(&got, &want);
+        // The Rust model of the Cortex-M4 packed kernel (the assembly's arithmetic).
+        let mut model = vec![sentinel.wrapping_add(1); n_out];
+        model_kernel(g, &w, &b, &x, &r, &mut model);
+        prop_assert_eq!(&model, &want);
     }
     Ok(())
 }

@@ -162,7 +162,7 @@ impl<const N: usize> Tile<f32, N> for F32Tile<N> {
         nr: usize,
     ) -> [[f32; MR]; N] {
         if nr == N {
-            tile_full::<N>(wp, x_rows)
+            full_tile::<N>(wp, x_rows)
         } else {
             tile_edge::<N>(wp, x_rows, nr)
         }
@@ -372,6 +372,73 @@ fn tile_i8<const N: usize>(
             let xf = (i32::from(xj) - zp) as f32;
             for (ai, &wi) in a.iter_mut().zip(wv) {
                 *ai += wi * xf;
+            }
+        }
+    }
+    acc
+}
+
+/// [`tile_full`], or on 32-bit microcontrollers with two pixels [`tile_full_by8x2`] (the same
+/// sums in the same order).
+#[inline(always)]
+fn full_tile<const N: usize>(
+    wp: &[[f32; MR]],
+    x_rows: core::slice::Chunks<'_, f32>,
+) -> [[f32; MR]; N] {
+    #[cfg(not(target_pointer_width = "64"))]
+    if let Ok(t) = <[[f32; MR]; N]>::try_from(&tile_full_by8x2(wp, x_rows.clone())[..]) {
+        return t;
+    }
+    tile_full::<N>(wp, x_rows)
+}
+
+/// Eight rows by two pixels of a tile, `acc[j][i] = Σ_k w_k[i] · x_k[j]` in `k` order from 0,
+/// with the sixteen sums in named locals (kept in registers without unrolling a loop, which
+/// the compiler does not do at opt-level "s"); one multiply and one add per term.
+#[inline(always)]
+fn sum8x2<'a>(rows: impl Iterator<Item = (&'a [f32; 8], [f32; 2])>) -> [[f32; 8]; 2] {
+    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7] = [0.0f32; 8];
+    let [mut b0, mut b1, mut b2, mut b3, mut b4, mut b5, mut b6, mut b7] = [0.0f32; 8];
+    for (&[w0, w1, w2, w3, w4, w5, w6, w7], [x0, x1]) in rows {
+        a0 += w0 * x0;
+        a1 += w1 * x0;
+        a2 += w2 * x0;
+        a3 += w3 * x0;
+        a4 += w4 * x0;
+        a5 += w5 * x0;
+        a6 += w6 * x0;
+        a7 += w7 * x0;
+        b0 += w0 * x1;
+        b1 += w1 * x1;
+        b2 += w2 * x1;
+        b3 += w3 * x1;
+        b4 += w4 * x1;
+        b5 += w5 * x1;
+        b6 += w6 * x1;
+        b7 += w7 * x1;
+    }
+    [
+        [a0, a1, a2, a3, a4, a5, a6, a7],
+        [b0, b1, b2, b3, b4, b5, b6, b7],
+    ]
+}
+
+/// A full tile of two pixels as two halves of eight rows ([`sum8x2`]): the same bits as
+/// `tile_full::<2>` (each sum over `k` in order from 0).
+#[cfg_attr(target_pointer_width = "64", allow(dead_code))]
+#[inline(always)]
+fn tile_full_by8x2(wp: &[[f32; MR]], x_rows: core::slice::Chunks<'_, f32>) -> [[f32; MR]; 2] {
+    let mut acc = [[0.0f32; MR]; 2];
+    for h in 0..MR / 8 {
+        let rows = wp
+            .iter()
+            .map_while(|r| r.as_chunks::<8>().0.get(h))
+            .zip(x_rows.clone().map_while(|x| x.first_chunk::<2>().copied()));
+        let [p0, p1] = sum8x2(rows);
+        let [d0, d1] = &mut acc;
+        for (d, v) in [d0, d1].into_iter().zip([p0, p1]) {
+            if let Some(dst) = d.get_mut(8 * h..8 * h + 8) {
+                dst.copy_from_slice(&v);
             }
         }
     }

@@ -131,6 +131,7 @@ pub(crate) fn conv2d<M: Mac>(
 }
 
 /// ConvTranspose2d as a gather, per (output channel, output row, column phase).
+#[cfg_attr(tinygen_dsp, allow(dead_code))]
 pub(crate) fn conv_transpose2d<M: Mac>(
     m: &M,
     g: &ConvGeom,

@@ -10,18 +10,56 @@ const LANES: usize = 8;
 pub(super) const PANEL_LEN: usize = format::DENSE_PANEL;
 use PANEL_LEN as PANEL;
 
-/// Outputs accumulated together within a panel: the whole panel on 64-bit hosts (eight SSE or
-/// four AVX registers, enough independent additions to hide their latency), eight on 32-bit
-/// microcontrollers (whose 32 single-precision registers hold eight sums, the eight weights of
-/// an input and the input). Each output's sum is the same sequence of operations either way.
+/// Outputs accumulated together within a panel on 64-bit hosts: the whole panel (eight SSE or
+/// four AVX registers, enough independent additions to hide their latency). 32-bit
+/// microcontrollers take eight ([`panel_f32_by8`]: their 32 single-precision registers hold
+/// eight sums, the eight weights of an input and the input). Each output's sum is the same
+/// sequence of operations either way.
 #[cfg(target_pointer_width = "64")]
 const GROUP: usize = PANEL;
-/// See above.
-#[cfg(not(target_pointer_width = "64"))]
-const GROUP: usize = 8;
+
+/// Eight outputs' sums `acc[j] + Σ w[j]·x` over `rows` (eight weights and the input each), in
+/// row order, with the eight sums in named locals: the compiler keeps them in registers without
+/// unrolling a loop (which it does not at opt-level "s"), one multiply and one add per term
+/// (no FMA, so every target rounds the same way).
+#[inline(always)]
+fn sum8<'a>(acc: [f32; 8], rows: impl Iterator<Item = (&'a [f32; 8], f32)>) -> [f32; 8] {
+    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7] = acc;
+    for (&[w0, w1, w2, w3, w4, w5, w6, w7], xi) in rows {
+        a0 += w0 * xi;
+        a1 += w1 * xi;
+        a2 += w2 * xi;
+        a3 += w3 * xi;
+        a4 += w4 * xi;
+        a5 += w5 * xi;
+        a6 += w6 * xi;
+        a7 += w7 * xi;
+    }
+    [a0, a1, a2, a3, a4, a5, a6, a7]
+}
+
+/// [`panel_f32`] eight outputs at a time through [`sum8`] (the 32-bit microcontrollers' build;
+/// tested on every target).
+#[cfg_attr(target_pointer_width = "64", allow(dead_code))]
+#[inline(always)]
+pub(super) fn panel_f32_by8(w: &[[f32; PANEL]], b: &[f32; PANEL], x: &[f32], y: &mut [f32; PANEL]) {
+    let groups = b.as_chunks::<8>().0.iter();
+    for (g, (bg, yg)) in groups.zip(y.as_chunks_mut::<8>().0).enumerate() {
+        let rows = w.iter().map_while(|row| row.as_chunks::<8>().0.get(g));
+        *yg = sum8(*bg, rows.zip(x.iter().copied()));
+    }
+}
 
 /// One full panel: `y[j] = b[j] + Σ_i w[i][j] · x[i]` in input order, `w`: `[in][PANEL]` with
 /// its outputs taken [`GROUP`] at a time (a stride of [`PANEL`] between inputs).
+#[cfg(not(target_pointer_width = "64"))]
+#[inline(always)]
+pub(super) fn panel_f32(w: &[[f32; PANEL]], b: &[f32; PANEL], x: &[f32], y: &mut [f32; PANEL]) {
+    panel_f32_by8(w, b, x, y);
+}
+
+/// See above.
+#[cfg(target_pointer_width = "64")]
 #[inline(always)]
 pub(super) fn panel_f32(w: &[[f32; PANEL]], b: &[f32; PANEL], x: &[f32], y: &mut [f32; PANEL]) {
     let groups = b.as_chunks::<GROUP>().0.iter();
@@ -47,14 +85,9 @@ fn panel_rest_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     let (yg, yt) = y.as_chunks_mut::<EIGHT>();
     let (bg, bt) = b.as_chunks::<EIGHT>();
     for (g, (yo, bo)) in yg.iter_mut().zip(bg).enumerate() {
-        let mut acc = *bo;
         let first = w.get(g * EIGHT..).unwrap_or_default();
-        for (row, &xi) in first.chunks(r).zip(x) {
-            for (a, &wj) in acc.iter_mut().zip(row.iter().take(EIGHT)) {
-                *a += wj * xi;
-            }
-        }
-        *yo = acc;
+        let rows = first.chunks(r).map_while(|row| row.first_chunk::<EIGHT>());
+        *yo = sum8(*bo, rows.zip(x.iter().copied()));
     }
     let done = r - yt.len();
     for (j, (yo, &bo)) in yt.iter_mut().zip(bt).enumerate() {
@@ -384,6 +417,57 @@ mod tests {
             let mut want = [1i8; 5];
             reference::dense_i8(w, &b, x, &rq, &mut want);
             assert_eq!(fast, want, "n {len} zp {zp}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod f32_tests {
+    use super::super::reference;
+    use super::{dense_f32, panel_f32_by8, PANEL};
+
+    /// The microcontrollers' eight-at-a-time panels give the reference's bits (every output
+    /// summed in input order), for full panels and a last partial one.
+    #[test]
+    fn eight_output_groups_keep_the_reference_bits() {
+        let mut s = 3u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (n_in, n_out) in [(20, 2 * PANEL + 16), (37, PANEL + 3), (5, 8)] {
+            let w: heapless::Vec<f32, 8192> = (0..n_in * n_out).map(|_| next()).collect();
+            let b: heapless::Vec<f32, 128> = (0..n_out).map(|_| next()).collect();
+            let x: heapless::Vec<f32, 64> = (0..n_in).map(|_| next()).collect();
+            let mut packed = [0.0f32; 8192];
+            for o in 0..n_out {
+                for i in 0..n_in {
+                    let p = crate::format::dense_panel_index(n_out, n_in, o, i).unwrap();
+                    packed[p] = w[o * n_in + i];
+                }
+            }
+            let mut want = [f32::NAN; 128];
+            reference::dense_f32(&w, &b, &x, &mut want[..n_out]);
+            let mut got = [f32::NAN; 128];
+            dense_f32(
+                &packed[..n_in * n_out],
+                &b,
+                &x,
+                &mut got[..n_out],
+                panel_f32_by8,
+            );
+            let bits = |v: &[f32]| {
+                v.iter()
+                    .map(|f| f.to_bits())
+                    .collect::<heapless::Vec<u32, 128>>()
+            };
+            assert_eq!(
+                bits(&got[..n_out]),
+                bits(&want[..n_out]),
+                "{n_in} -> {n_out}"
+            );
         }
     }
 }

@@ -122,8 +122,11 @@ pub fn requantize_short(acc: i32, m: i32, shift: u8) -> i32 {
 
 /// Requantises one accumulator and clamps it to `[lo, hi]` (the steps of
 /// `reference::finish_i8`, with the channel's parameters already fetched).
-#[inline(always)]
-fn finish(acc: i32, m: i32, s: u8, zp: i32, lo: i32, hi: i32) -> i8 {
+///
+/// Out of line on microcontrollers: one copy serves the Dense and convolution kernels.
+#[cfg_attr(target_pointer_width = "64", inline(always))]
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
+pub(crate) fn finish(acc: i32, m: i32, s: u8, zp: i32, lo: i32, hi: i32) -> i8 {
     let v = requantize_short(acc, m, s).saturating_add(zp);
     // `lo` and `hi` come from i8, so the clamped value is in i8 range and the fallback never
     // happens.
@@ -148,7 +151,13 @@ pub(crate) fn dense_i8_with(
     let n = x.len();
     let mut buf = [0u32; PACKED_WORDS];
     let Some(packed) = pack_input(x, rq.in_zero_point, &mut buf).filter(|p| !p.is_empty()) else {
+        // An input longer than the stack buffer, or a zero point outside i16: the portable
+        // kernel; on Cortex-M4/M7 the reference (small code; no model of the firmware tables
+        // comes near that size).
+        #[cfg(not(tinygen_dsp))]
         super::dense::dense_i8(w, b, x, rq, y);
+        #[cfg(tinygen_dsp)]
+        super::reference::dense_i8(w, b, x, rq, y);
         return;
     };
     let head = packed.len() * 2; // inputs covered by the packed groups

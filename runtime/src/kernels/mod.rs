@@ -18,10 +18,13 @@
 mod act;
 mod col2im;
 mod conv;
+// On Cortex-M4/M7 only the f32 parts are used (the int8 Dense has its own kernel).
+#[cfg_attr(tinygen_dsp, allow(dead_code))]
 mod dense;
 #[cfg(tinygen_dsp)]
 #[allow(unsafe_code)]
 mod dsp;
+pub mod dsp_conv;
 pub mod dsp_model;
 pub mod graph;
 pub mod reference;
@@ -54,6 +57,7 @@ impl Mac for F32Mac {
 }
 
 /// int8 multiply-accumulate: `a + w * (x - zp)`, wrapping like the reference.
+#[cfg_attr(tinygen_dsp, allow(dead_code))]
 struct I8Mac<'a, 'r> {
     rq: &'a Requant<'r>,
 }
@@ -81,6 +85,7 @@ impl Mac for I8Mac<'_, '_> {
 }
 
 /// Per-channel output parameters of an int8 layer.
+#[cfg_attr(tinygen_dsp, allow(dead_code))]
 struct I8Out {
     multiplier: i32,
     shift: u8,
@@ -163,8 +168,17 @@ pub struct Requant<'a> {
 /// the exact result). When the product provably fits in 31 bits it is computed in 32-bit
 /// arithmetic (no 64-bit multiply, which costs a library call on Cortex-M0); otherwise in i64.
 /// Both paths are tested against an exact i128 model.
-#[inline]
+///
+/// Out of line on microcontrollers: one copy serves every kernel (it runs once per output, and
+/// the fast kernels inline a shorter path for the common case first).
+#[cfg_attr(target_pointer_width = "64", inline)]
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn requantize(acc: i32, multiplier: i32, shift: u8) -> i32 {
+    // Cortex-M4/M7 multiply 32 x 32 -> 64 bits in one instruction: the 32-bit path would only
+    // add code (the DSP kernels inline their own short path first).
+    #[cfg(tinygen_dsp)]
+    return requantize_wide(acc, multiplier, shift);
+    #[cfg(not(tinygen_dsp))]
     requantize_narrow(acc, multiplier, shift)
         .unwrap_or_else(|| requantize_wide(acc, multiplier, shift))
 }
@@ -244,11 +258,38 @@ pub fn dense_i8(w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
 
 /// int8 Conv2d (padding taps contribute nothing).
 pub fn conv2d_i8(g: &ConvGeom, w: &[i8], b: &[i32], x: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    // Cortex-M4/M7: the packed DSP kernel from 4 input channels on (with fewer, most of each
+    // eight-channel word would be zeros: a 1-channel 4x4 layer costs 29 instructions per MAC
+    // there); a layer too large for its stack buffers, or with fewer channels, takes the
+    // row kernel.
+    #[cfg(tinygen_dsp)]
+    if g.in_ch >= 4 && dsp_conv::conv2d_i8_with(g, w, b, x, rq, y, dsp::dot4) {
+        return;
+    }
     conv::conv2d(&I8Mac { rq }, g, w, b, x, y);
 }
 
 /// int8 ConvTranspose2d as a gather.
 pub fn conv_transpose2d_i8(
+    g: &ConvGeom,
+    w: &[i8],
+    b: &[i32],
+    x: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // Cortex-M4/M7: as `conv2d_i8`.
+    #[cfg(tinygen_dsp)]
+    if !dsp_conv::conv_transpose2d_i8_with(g, w, b, x, rq, y, dsp::dot4) {
+        reference::conv_transpose2d_i8(g, w, b, x, rq, y);
+    }
+    #[cfg(not(tinygen_dsp))]
+    conv_transpose2d_i8_portable(g, w, b, x, rq, y);
+}
+
+/// [`conv_transpose2d_i8`] on targets without the DSP kernel.
+#[cfg(not(tinygen_dsp))]
+fn conv_transpose2d_i8_portable(
     g: &ConvGeom,
     w: &[i8],
     b: &[i32],

@@ -70,10 +70,11 @@ pub(crate) fn conv_src(o: usize, s: usize, k: usize, pad: usize, n: usize) -> Op
 /// Input index of a transposed-convolution tap: `(o + pad - k) / s`, if divisible and in `0..n`.
 pub(crate) fn conv_t_src(o: usize, s: usize, k: usize, pad: usize, n: usize) -> Option<usize> {
     let t = (o + pad).checked_sub(k)?;
-    if t % s != 0 {
+    // Checked: no panic path for a zero stride (which `Sizes::of` rules out first).
+    if t.checked_rem(s)? != 0 {
         return None;
     }
-    let i = t / s;
+    let i = t.checked_div(s)?;
     (i < n).then_some(i)
 }
 

@@ -203,3 +203,23 @@ fn transposed_int8_with_and_without_the_widened_input() {
         );
     }
 }
+
+/// The microcontrollers' 8x2 tile gives the same bits as the generic tile of two pixels.
+#[test]
+fn tile_by_8x2_keeps_bits() {
+    for k in [1usize, 7, 64] {
+        let (w, x) = (values(5, k * super::MR), values(6, k * 9));
+        let mut wp = [[0.0f32; super::MR]; 64];
+        for (d, s) in wp.iter_mut().zip(w.chunks(super::MR)).take(k) {
+            d.copy_from_slice(s);
+        }
+        let x = &x[..k * 9];
+        let a = super::tile_full::<2>(&wp[..k], x.chunks(9));
+        let b = super::tile_full_by8x2(&wp[..k], x.chunks(9));
+        assert_eq!(
+            a.map(|r| r.map(f32::to_bits)),
+            b.map(|r| r.map(f32::to_bits)),
+            "k {k}"
+        );
+    }
+}
