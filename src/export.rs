@@ -324,26 +324,18 @@ pub fn export_run_with(
         &calibration,
         int8.as_ref(),
     );
-    write(
-        &mut written,
-        &out,
-        "export-report.md",
-        report.as_bytes(),
-        None,
-    )?;
-
-    Ok(ExportSummary {
-        name,
-        kind,
-        report: out.join("export-report.md"),
+    finish(
+        Finished {
+            name,
+            kind,
+            graph: dag,
+            calibration,
+            int8,
+        },
         out,
-        parameters: graph.parameter_count(),
-        macs: graph.macs().unwrap_or(0),
-        graph: dag,
-        files: written,
-        calibration,
-        int8,
-    })
+        written,
+        &report,
+    )
 }
 
 /// [`export_run_with`] for a part with branches (a flow's generator): the float ONNX and the
@@ -427,6 +419,36 @@ fn export_branched(
         &calibration,
         int8.as_ref(),
     );
+    finish(
+        Finished {
+            name,
+            kind,
+            graph: dag,
+            calibration,
+            int8,
+        },
+        out,
+        written,
+        &report,
+    )
+}
+
+/// What an export produced, before its report is written.
+struct Finished {
+    name: &'static str,
+    kind: ModelKind,
+    graph: Dag,
+    calibration: Calibration,
+    int8: Option<Int8Export>,
+}
+
+/// Writes `export-report.md` into `out` and returns the summary of the whole export.
+fn finish(
+    done: Finished,
+    out: PathBuf,
+    mut written: Vec<WrittenFile>,
+    report: &str,
+) -> Result<ExportSummary> {
     write(
         &mut written,
         &out,
@@ -435,16 +457,16 @@ fn export_branched(
         None,
     )?;
     Ok(ExportSummary {
-        name,
-        kind,
+        name: done.name,
+        kind: done.kind,
         report: out.join("export-report.md"),
         out,
-        parameters: dag.parameter_count(),
-        macs: dag.macs().unwrap_or(0),
-        graph: dag,
+        parameters: done.graph.parameter_count(),
+        macs: done.graph.macs().unwrap_or(0),
+        graph: done.graph,
         files: written,
-        calibration,
-        int8,
+        calibration: done.calibration,
+        int8: done.int8,
     })
 }
 

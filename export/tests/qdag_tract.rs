@@ -177,11 +177,27 @@ fn a_relu_after_a_layer_folds_into_its_clamp() {
     assert!(matches!(q.nodes[1].op, QOp::Layer(QLayer::Reshape { .. })));
     // The ConvTranspose reads the reshape's tensor (renumbered past the dropped ReLU).
     assert_eq!(q.nodes[2].input, 2);
-    // A layer read by more than a ReLU keeps it: the coupling's hidden layer feeds two heads
-    // through one ReLU, so it still folds; the residual block's first Dense folds too.
+    // The residual block's first Dense is read by its ReLU alone: it folds.
     let res = graphs().into_iter().find(|g| g.name == "residual").unwrap();
     let q = quantize_dag(&res.dag(), &gaussian(2, 16, 12)).unwrap();
     assert_eq!(q.nodes.len(), 3);
+    // A Dense read by its ReLU and by something else keeps the ReLU as a table.
+    let mut dag = res.dag();
+    dag.nodes.truncate(2); // 1: Dense, 2: ReLU
+    dag.nodes.push(DagNode {
+        input: 2,
+        op: Op::Binary(Binary::Add, Operand::Tensor(1)),
+    });
+    let q = quantize_dag(&dag, &gaussian(2, 16, 12)).unwrap();
+    assert_eq!(q.nodes.len(), 3);
+    let QOp::Layer(QLayer::Dense { q: dense, .. }) = &q.nodes[0].op else {
+        panic!("{:?}", q.nodes[0].op)
+    };
+    assert!(!dense.relu);
+    assert!(matches!(
+        q.nodes[1].op,
+        QOp::Layer(QLayer::Activation { .. })
+    ));
 }
 
 #[test]
